@@ -1,0 +1,26 @@
+// engine/device.h: where a tensor's memory lives. The CPU backend is always built; CUDA is an
+// addition, selected per tensor, so one binary can run and compare both.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace retort {
+
+enum class DeviceType : std::uint8_t { cpu, cuda };
+
+struct Device {
+    DeviceType type = DeviceType::cpu;
+    int index = 0;
+
+    static Device cpu() { return {DeviceType::cpu, 0}; }
+    static Device cuda(int index = 0) { return {DeviceType::cuda, index}; }
+    bool is_cpu() const { return type == DeviceType::cpu; }
+    bool is_cuda() const { return type == DeviceType::cuda; }
+    std::string str() const {
+        return is_cpu() ? std::string("cpu") : "cuda:" + std::to_string(index);
+    }
+    friend bool operator==(const Device&, const Device&) = default;
+};
+
+}  // namespace retort

@@ -1,0 +1,38 @@
+// engine/ops/unary_op.h: the one function behind every unary elementwise op and activation.
+//
+// unary_op(x, name, f) computes y = f.forward(x) elementwise and records a node whose backward
+// computes dx = f.backward(x, y, dy) elementwise. f is a functor from engine/math/unary.h.
+// Saved for backward: x and y (views of existing tensors, so no copies).
+#pragma once
+
+#include "engine/autograd.h"
+#include "engine/cpu/broadcast.h"
+#include "engine/tensor.h"
+
+namespace retort {
+
+template <class F>
+Tensor unary_op(const Tensor& x, const char* name, F f) {
+    require(x.device().is_cpu(), name, ": no kernel for ", x.device().str(), " tensors yet");
+    Tensor y = Tensor::empty(x.shape(), x.dtype());
+    visit_floating(x.dtype(), name, [&]<class T>(Type<T>) {
+        cpu::map(x.data<T>(), y.data<T>(), x.numel(), [f](T v) { return f.template forward<T>(v); });
+    });
+    record(y, name, {x}, [sx = x.detach(), sy = y.detach(), f](const Tensor& dy) {
+        Tensor dx = Tensor::empty(sx.shape(), sx.dtype());
+        visit_floating(sx.dtype(), "backward", [&]<class T>(Type<T>) {
+            const T* xs = sx.data<T>();
+            const T* ys = sy.data<T>();
+            const T* gs = dy.data<T>();
+            T* out = dx.data<T>();
+            parallel_for(0, sx.numel(), 16384, [&](std::int64_t b, std::int64_t e) {
+                for (std::int64_t i = b; i < e; ++i)
+                    out[i] = f.template backward<T>(xs[i], ys[i], gs[i]);
+            });
+        });
+        return std::vector<Tensor>{dx};
+    });
+    return y;
+}
+
+}  // namespace retort

@@ -1,0 +1,27 @@
+// tools/commands.h: the table of subcommands of the `retort` binary.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace retort::cli {
+
+struct Command {
+    const char* name;
+    const char* summary;
+    int (*run)(const std::vector<std::string>& args);  // returns the exit code
+};
+
+// Every subcommand's entry point (one file each).
+int run_demo(const std::vector<std::string>& args);
+int run_version(const std::vector<std::string>& args);
+
+inline const std::vector<Command>& commands() {
+    static const std::vector<Command> table = {
+        {"demo", "fit a small MLP by autodiff on generated data and print the falling loss", run_demo},
+        {"version", "print the version and how this binary was built", run_version},
+    };
+    return table;
+}
+
+}  // namespace retort::cli

@@ -1,0 +1,44 @@
+// tools/retort.cpp: the `retort` command: finds the subcommand and runs it. Each subcommand lives
+// in its own file (tools/cmd_<name>.cpp) and registers itself in the table in tools/commands.h.
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "tools/commands.h"
+
+namespace {
+
+void print_usage() {
+    std::printf("retort: a deep-learning framework for knowledge distillation\n\n"
+                "usage: retort <command> [options]\n\ncommands:\n");
+    for (const retort::cli::Command& c : retort::cli::commands())
+        std::printf("  %-10s %s\n", c.name, c.summary);
+    std::printf("\nrun `retort <command> --help` for a command's options\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+        print_usage();
+        return args.empty() ? 1 : 0;
+    }
+    for (const retort::cli::Command& c : retort::cli::commands()) {
+        if (args[0] != c.name) continue;
+        try {
+            return c.run(std::vector<std::string>(args.begin() + 1, args.end()));
+        } catch (const retort::Error& e) {
+            std::fprintf(stderr, "retort %s: error: %s\n", c.name, e.what());
+            return 1;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "retort %s: unexpected error: %s\n", c.name, e.what());
+            return 2;
+        }
+    }
+    std::fprintf(stderr, "retort: unknown command '%s'\n\n", args[0].c_str());
+    print_usage();
+    return 1;
+}
