@@ -1,0 +1,60 @@
+// engine/cuda/runtime.cu: device discovery and a self-test kernel.
+// The kernel calls the same RETORT_HD functors (engine/math/unary.h) that the CPU loops call, so
+// CPU tests cover its arithmetic; only this launch glue is GPU-only.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <vector>
+
+#include "engine/cuda/runtime.h"
+#include "engine/error.h"
+#include "engine/math/unary.h"
+
+namespace retort::cuda {
+
+namespace {
+void check(cudaError_t status, const char* call) {
+    if (status != cudaSuccess) fail("CUDA error in ", call, ": ", cudaGetErrorString(status));
+}
+
+__global__ void gelu_kernel(const float* x, float* y, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = math::GeluErf{}.forward(x[i]);
+}
+}  // namespace
+
+bool built() { return true; }
+
+int device_count() {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;  // no driver or no device: no GPU
+    return n;
+}
+
+std::string device_name(int index) {
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
+    return prop.name;
+}
+
+double self_test() {
+    require(device_count() > 0, "cuda::self_test: no CUDA device is visible");
+    const int n = 1000;
+    std::vector<float> x(n), y(n);
+    for (int i = 0; i < n; ++i) x[i] = -5.0f + 10.0f * i / n;
+    float *dx = nullptr, *dy = nullptr;
+    check(cudaMalloc(&dx, n * sizeof(float)), "cudaMalloc");
+    check(cudaMalloc(&dy, n * sizeof(float)), "cudaMalloc");
+    check(cudaMemcpy(dx, x.data(), n * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+    gelu_kernel<<<(n + 255) / 256, 256>>>(dx, dy, n);
+    check(cudaGetLastError(), "gelu_kernel launch");
+    check(cudaMemcpy(y.data(), dy, n * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    cudaFree(dx);
+    cudaFree(dy);
+    double worst = 0;
+    for (int i = 0; i < n; ++i)
+        worst = std::fmax(worst, std::fabs(y[i] - math::GeluErf{}.forward(x[i])));
+    return worst;
+}
+
+}  // namespace retort::cuda

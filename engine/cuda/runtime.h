@@ -1,0 +1,16 @@
+// engine/cuda/runtime.h: what the CUDA backend can report about the machine. Declared in every
+// build; without CUDA built in, device_count() is 0 and the rest throw a clear error.
+#pragma once
+
+#include <string>
+
+namespace retort::cuda {
+
+bool built();                    // was retort compiled with the CUDA backend?
+int device_count();              // visible GPUs (0 when none, or when CUDA is not built)
+std::string device_name(int index);
+// Runs a small kernel that applies engine/math functors on the GPU and checks the result against
+// the same functors on the CPU. Returns the largest difference seen.
+double self_test();
+
+}  // namespace retort::cuda

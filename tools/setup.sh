@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# tools/setup.sh: installs what retort needs (from Debian's archive) and builds it (Release).
+# Idempotent: when everything is installed and nothing changed it only runs a no-op build.
+#   BUILD_DIR   build directory (default: build)
+#   RETORT_CMAKE_ARGS  extra arguments for the first configure (e.g. -DRETORT_NATIVE=ON)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR="${BUILD_DIR:-build}"
+
+# Debian packages: compiler and build tools, the test framework, OpenMP comes with g++.
+packages=(g++ cmake ninja-build doctest-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then
+  # shellcheck disable=SC2086
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${RETORT_CMAKE_ARGS:-}
+fi
+cmake --build "$BUILD_DIR" -j "$(nproc)"
