@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -39,7 +40,11 @@ public:
                 tensors_[name] = from_vector(v, shape);
             } else {
                 std::vector<double> v(n);
-                for (auto& x : v) values >> x;
+                std::string token;  // strtod also reads the "inf", "-inf" and "nan" Python writes
+                for (auto& x : v) {
+                    values >> token;
+                    x = std::strtod(token.c_str(), nullptr);
+                }
                 tensors_[name] = from_vector(v, shape);
             }
             REQUIRE_MESSAGE(!values.fail(), "fixture ", path, ": tensor ", name, " is short");

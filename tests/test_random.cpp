@@ -31,7 +31,7 @@ TEST_CASE("philox4x32-10 matches the Random123 known-answer vectors") {
     CHECK(pi.v[3] == 0x24126ea1u);
 }
 
-TEST_CASE("random: same seed, same numbers; the stream advances between draws") {
+TEST_CASE("random: same seed, same numbers - the stream advances between draws") {
     Generator a(42), b(42), c(43);
     std::vector<float> a1 = randn({100}, DType::f32, &a).to_vector<float>();
     std::vector<float> b1 = randn({100}, DType::f32, &b).to_vector<float>();

@@ -1,0 +1,264 @@
+// engine/ops/conv.cpp: 2-D convolution (cross-correlation, as in every DL framework).
+//
+// Shapes: B batch, C input channels, H x W input size, O output channels, kh x kw kernel,
+// OH x OW output size, G groups (each group sees C/G input channels and makes O/G outputs).
+//   x (B, C, H, W) or (C, H, W), weight (O, C/G, kh, kw), bias (O) or undefined
+//   -> y (B, O, OH, OW), OH = (H + 2 ph - dh (kh - 1) - 1) / sh + 1 (likewise OW).
+// Matches torch.nn.functional.conv2d (stride, padding, dilation, groups; depthwise is G = C).
+//
+// Method: for each image and group, im2col unrolls the windows into a (C/G kh kw, OH OW) matrix
+// and one gemm gives the group's outputs: y_g = W_g col. A 1x1 kernel with stride 1 and no
+// padding needs no unrolling: the input plane stack already is that matrix. Depthwise convolution
+// (G = C: one input channel per group) uses direct loops instead, since a gemm with a single
+// input channel would be all copying and no arithmetic (engine/cpu/depthwise.h).
+// Backward:
+//   dx_g = col2im(W_g^T dy_g)                       per image (the transpose is a gemm flag)
+//   dW_g = sum over images, in order, of dy_g col^T  (im2col is recomputed; saving every col
+//                                                   would cost kh kw times the input's memory)
+//   db   = dy summed over batch and positions
+// Saved: x (for dW) and weight (for dx), each only when that gradient is needed; detached views.
+// Arithmetic: engine/cpu/gemm.h, engine/cpu/im2col.h, engine/cpu/depthwise.h.
+#include "engine/ops/conv.h"
+
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/cpu/depthwise.h"
+#include "engine/cpu/gemm.h"
+#include "engine/cpu/im2col.h"
+#include "engine/cpu/reduce.h"
+#include "engine/ops.h"
+#include "engine/parallel.h"
+
+namespace retort {
+
+namespace {
+
+std::string pair_str(const std::array<std::int64_t, 2>& v) {
+    return cat("(", v[0], ", ", v[1], ")");
+}
+
+// Every size of one conv2d call, checked.
+struct ConvShape {
+    std::int64_t B, C, H, W, O, kh, kw, OH, OW, groups;
+    Conv2dOptions options;
+
+    std::int64_t in_per_group() const { return C / groups; }
+    std::int64_t out_per_group() const { return O / groups; }
+    std::int64_t positions() const { return OH * OW; }
+    // Rows of col (and columns of the weight matrix): one per (input channel, kernel tap).
+    std::int64_t taps() const { return in_per_group() * kh * kw; }
+    // One input channel per group: the direct loops of engine/cpu/depthwise.h do it.
+    bool depthwise() const { return groups == C; }
+    cpu::DepthwiseShape depthwise_shape() const {
+        cpu::ConvGeometry g = geometry();
+        g.channels = 1;
+        return {B, C, O / C, g};
+    }
+    // The input plane stack of a group is already its col matrix.
+    bool needs_no_unrolling() const {
+        return kh == 1 && kw == 1 && options.stride == std::array<std::int64_t, 2>{1, 1} &&
+               options.padding == std::array<std::int64_t, 2>{0, 0};
+    }
+    cpu::ConvGeometry geometry() const {
+        return {in_per_group(), H, W, kh, kw,
+                options.stride[0], options.stride[1], options.padding[0], options.padding[1],
+                options.dilation[0], options.dilation[1], OH, OW};
+    }
+};
+
+ConvShape check_conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                       const Conv2dOptions& o) {
+    require(x.defined() && weight.defined(), "conv2d: undefined tensor argument");
+    require(x.dim() == 4, "conv2d: expected an input of shape (B, C, H, W) or (C, H, W), got ",
+            shape_str(x.shape()));
+    require(weight.dim() == 4, "conv2d: expected a weight of shape (O, C/groups, kh, kw), got ",
+            shape_str(weight.shape()));
+    require(x.dtype() == weight.dtype(), "conv2d: dtype mismatch, input is ",
+            dtype_name(x.dtype()), " and weight is ", dtype_name(weight.dtype()));
+    require(is_floating(x.dtype()), "conv2d: expected floating-point tensors, got ",
+            dtype_name(x.dtype()));
+    require(x.device().is_cpu() && weight.device().is_cpu(), "conv2d: no kernel for ",
+            x.device().str(), " tensors yet");
+    require(o.groups >= 1, "conv2d: groups must be positive, got ", o.groups);
+    for (int d = 0; d < 2; ++d) {
+        require(o.stride[d] >= 1, "conv2d: stride must be positive, got ", pair_str(o.stride));
+        require(o.dilation[d] >= 1, "conv2d: dilation must be positive, got ",
+                pair_str(o.dilation));
+        require(o.padding[d] >= 0, "conv2d: padding must be non-negative, got ",
+                pair_str(o.padding));
+    }
+
+    const Shape& xs = x.shape();
+    const Shape& ws = weight.shape();
+    ConvShape s{xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], 0, 0, o.groups, o};
+    require(s.C % s.groups == 0, "conv2d: groups=", s.groups, " does not divide the ", s.C,
+            " channels of the input ", shape_str(xs));
+    require(s.O % s.groups == 0, "conv2d: groups=", s.groups, " does not divide the ", s.O,
+            " output channels of the weight ", shape_str(ws));
+    require(ws[1] * s.groups == s.C, "conv2d: input ", shape_str(xs), " has ", s.C,
+            " channels but weight ", shape_str(ws), " expects ", ws[1], " per group x groups=",
+            s.groups, " = ", ws[1] * s.groups);
+    if (bias.defined()) {
+        require(bias.dtype() == x.dtype(), "conv2d: dtype mismatch, input is ",
+                dtype_name(x.dtype()), " and bias is ", dtype_name(bias.dtype()));
+        require(bias.shape() == Shape{s.O}, "conv2d: expected a bias of shape (", s.O,
+                ",) for weight ", shape_str(ws), ", got ", shape_str(bias.shape()));
+    }
+
+    // the extent of the dilated kernel
+    const std::int64_t span_h = o.dilation[0] * (s.kh - 1) + 1;
+    const std::int64_t span_w = o.dilation[1] * (s.kw - 1) + 1;
+    s.OH = (s.H + 2 * o.padding[0] - span_h) / o.stride[0] + 1;
+    s.OW = (s.W + 2 * o.padding[1] - span_w) / o.stride[1] + 1;
+    // An input smaller than the (dilated) kernel would make the division above round toward 0.
+    require(s.H + 2 * o.padding[0] >= span_h && s.W + 2 * o.padding[1] >= span_w && s.OH > 0 &&
+                s.OW > 0,
+            "conv2d: the output would be empty: input ", shape_str(xs), " padded by ",
+            pair_str(o.padding), " is smaller than weight ", shape_str(ws), "'s kernel dilated by ",
+            pair_str(o.dilation));
+    return s;
+}
+
+// The multiply-adds of one (image, group) product, to size parallel chunks: starting threads
+// costs microseconds, so a chunk should carry more work than that.
+std::int64_t group_flops(const ConvShape& s) {
+    return 2 * s.out_per_group() * s.taps() * s.positions();
+}
+constexpr std::int64_t kFlopsPerChunk = std::int64_t(1) << 21;
+
+// Runs fn(image, group) for every pair. Many pairs: threads split them. Few pairs: one after
+// another, each using all threads inside gemm. Only the speed depends on this choice.
+template <class F>
+void for_each_image_group(const ConvShape& s, F fn) {
+    const std::int64_t pairs = s.B * s.groups;
+    if (pairs >= num_threads()) {
+        const std::int64_t grain = grain_for(group_flops(s), kFlopsPerChunk);
+        parallel_for(0, pairs, grain, [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t p = b; p < e; ++p) fn(p / s.groups, p % s.groups);
+        });
+    } else {
+        for (std::int64_t p = 0; p < pairs; ++p) fn(p / s.groups, p % s.groups);
+    }
+}
+
+// A per-thread buffer for one col matrix, reused from call to call.
+template <class T>
+T* col_buffer(std::int64_t size) {
+    thread_local std::vector<T> buffer;
+    if (static_cast<std::int64_t>(buffer.size()) < size) buffer.resize(size);
+    return buffer.data();
+}
+
+// The group's input planes as a col matrix: unrolled into the thread's buffer, or used as is.
+template <class T>
+const T* col_of(const ConvShape& s, const T* x_group) {
+    if (s.needs_no_unrolling()) return x_group;
+    T* col = col_buffer<T>(s.taps() * s.positions());
+    cpu::im2col(x_group, s.geometry(), col);
+    return col;
+}
+
+template <class T>
+void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
+    if (s.depthwise()) return cpu::depthwise_forward(s.depthwise_shape(), x, w, bias, y);
+    const std::int64_t og = s.out_per_group(), taps = s.taps(), n = s.positions();
+    for_each_image_group(s, [&](std::int64_t b, std::int64_t g) {
+        const T* col = col_of(s, x + (b * s.C + g * s.in_per_group()) * s.H * s.W);
+        T* yg = y + (b * s.O + g * og) * n;
+        T beta = T(0);
+        if (bias) {  // start from the bias and let gemm add W col onto it
+            for (std::int64_t o = 0; o < og; ++o)
+                std::fill(yg + o * n, yg + (o + 1) * n, bias[g * og + o]);
+            beta = T(1);
+        }
+        cpu::gemm(false, false, og, n, taps, T(1), w + g * og * taps, taps, col, n, beta, yg, n);
+    });
+}
+
+// dx_g = col2im(W_g^T dy_g), image by image.
+template <class T>
+void conv2d_grad_input(const ConvShape& s, const T* dy, const T* w, T* dx) {
+    if (s.depthwise()) return cpu::depthwise_grad_input(s.depthwise_shape(), dy, w, dx);
+    const std::int64_t og = s.out_per_group(), taps = s.taps(), n = s.positions();
+    for_each_image_group(s, [&](std::int64_t b, std::int64_t g) {
+        const T* dyg = dy + (b * s.O + g * og) * n;
+        T* dxg = dx + (b * s.C + g * s.in_per_group()) * s.H * s.W;
+        const T* wg = w + g * og * taps;
+        if (s.needs_no_unrolling()) {  // the col matrix is dx itself
+            cpu::gemm(true, false, taps, n, og, T(1), wg, taps, dyg, n, T(0), dxg, n);
+            return;
+        }
+        T* dcol = col_buffer<T>(taps * n);
+        cpu::gemm(true, false, taps, n, og, T(1), wg, taps, dyg, n, T(0), dcol, n);
+        cpu::col2im(dcol, s.geometry(), dxg);
+    });
+}
+
+// dW_g = sum over images b = 0, 1, ... of dy_g[b] col[b]^T. Each group's sum is made by one
+// thread in image order (so it is reproducible); groups run in parallel when there are many.
+template <class T>
+void conv2d_grad_weight(const ConvShape& s, const T* x, const T* dy, T* dw) {
+    if (s.depthwise()) return cpu::depthwise_grad_weight(s.depthwise_shape(), x, dy, dw);
+    const std::int64_t og = s.out_per_group(), taps = s.taps(), n = s.positions();
+    std::fill(dw, dw + s.O * taps, T(0));  // stays zero for an empty batch
+    auto group_sum = [&](std::int64_t g) {
+        for (std::int64_t b = 0; b < s.B; ++b) {
+            const T* col = col_of(s, x + (b * s.C + g * s.in_per_group()) * s.H * s.W);
+            cpu::gemm(false, true, og, taps, n, T(1), dy + (b * s.O + g * og) * n, n, col, n,
+                      b == 0 ? T(0) : T(1), dw + g * og * taps, taps);
+        }
+    };
+    if (s.groups > 1 && s.groups >= num_threads()) {
+        const std::int64_t grain = grain_for(group_flops(s) * s.B, kFlopsPerChunk);
+        parallel_for(0, s.groups, grain, [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t g = b; g < e; ++g) group_sum(g);
+        });
+    } else {
+        for (std::int64_t g = 0; g < s.groups; ++g) group_sum(g);
+    }
+}
+
+// db[o] = sum over images of (sum over positions of dy[b][o]), each in fixed chunks.
+template <class T>
+void conv2d_grad_bias(const ConvShape& s, const T* dy, T* db) {
+    std::vector<T> per_image(static_cast<std::size_t>(s.B * s.O));
+    cpu::sum_along(dy, per_image.data(), DimSplit{s.B * s.O, s.positions(), 1});
+    cpu::sum_along(per_image.data(), db, DimSplit{1, s.B, s.O});
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+              const Conv2dOptions& options) {
+    if (x.defined() && x.dim() == 3)  // one unbatched image, as PyTorch allows
+        return conv2d(x.unsqueeze(0), weight, bias, options).squeeze(0);
+    const ConvShape s = check_conv2d(x, weight, bias, options);
+
+    Tensor y = Tensor::empty({s.B, s.O, s.OH, s.OW}, x.dtype());
+    visit_floating(x.dtype(), "conv2d", [&]<class T>(Type<T>) {
+        conv2d_forward<T>(s, x.data<T>(), weight.data<T>(),
+                          bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
+    });
+
+    const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+    const bool need_b = bias.defined() && bias.requires_grad();
+    // dx needs only the weight and dW only the input: save just what will be used.
+    record(y, "conv2d", {x, weight, bias},
+           [sx = need_w ? x.detach() : Tensor(), sw = need_x ? weight.detach() : Tensor(),
+            x_shape = x.shape(), w_shape = weight.shape(), s, need_x, need_w,
+            need_b](const Tensor& dy) {
+               Tensor dx = need_x ? Tensor::empty(x_shape, dy.dtype()) : Tensor();
+               Tensor dw = need_w ? Tensor::empty(w_shape, dy.dtype()) : Tensor();
+               Tensor db = need_b ? Tensor::empty({s.O}, dy.dtype()) : Tensor();
+               visit_floating(dy.dtype(), "conv2d backward", [&]<class T>(Type<T>) {
+                   if (need_x) conv2d_grad_input<T>(s, dy.data<T>(), sw.data<T>(), dx.data<T>());
+                   if (need_w) conv2d_grad_weight<T>(s, sx.data<T>(), dy.data<T>(), dw.data<T>());
+                   if (need_b) conv2d_grad_bias<T>(s, dy.data<T>(), db.data<T>());
+               });
+               return std::vector<Tensor>{dx, dw, db};
+           });
+    return y;
+}
+
+}  // namespace retort
