@@ -41,27 +41,36 @@ RETORT_HD inline Block philox4x32_10(Block ctr, std::uint32_t k0, std::uint32_t 
 
 // The 32 random bits for element `index` of a draw that starts at counter block `offset`.
 RETORT_HD inline std::uint32_t bits(std::uint64_t seed, std::uint64_t offset, std::uint64_t index) {
-    std::uint64_t block = offset + index / 4;
-    Block ctr{{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32), 0u, 0u}};
-    Block r = philox4x32_10(ctr, static_cast<std::uint32_t>(seed),
-                            static_cast<std::uint32_t>(seed >> 32));
-    return r.v[index % 4];
+    Block ctr{{static_cast<std::uint32_t>(offset + index / 4),
+               static_cast<std::uint32_t>((offset + index / 4) >> 32), 0u, 0u}};
+    return philox4x32_10(ctr, static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32))
+        .v[index % 4];
 }
 
 // Uniform in [0, 1): the top 24 bits, so every value is exactly representable as a float.
 RETORT_HD inline float uniform_float(std::uint32_t x) { return (x >> 8) * (1.0f / 16777216.0f); }
 RETORT_HD inline double uniform_double(std::uint32_t x) { return x * (1.0 / 4294967296.0); }
 
-// Standard normal for element `index` by Box-Muller on the lane pair (0,1) or (2,3) of its block:
+// The Philox block that holds the random bits of draws [4 * block, 4 * block + 4) of a stream.
+RETORT_HD inline Block block_at(std::uint64_t seed, std::uint64_t block) {
+    Block ctr{{static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32), 0u, 0u}};
+    return philox4x32_10(ctr, static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
+}
+
+// Standard normal from lane `lane` of a block, by Box-Muller on the lane pair (0,1) or (2,3):
 // the even lane takes the cosine, the odd lane the sine.
-RETORT_HD inline double normal(std::uint64_t seed, std::uint64_t offset, std::uint64_t index) {
-    std::uint64_t first = index - index % 2;
-    std::uint32_t a = bits(seed, offset, first), b = bits(seed, offset, first + 1);
-    double u1 = (a + 1.0) * (1.0 / 4294967296.0);  // (0, 1]: log(u1) is finite
-    double u2 = b * (1.0 / 4294967296.0);
+RETORT_HD inline double normal_from_block(const Block& r, int lane) {
+    int first = lane - lane % 2;
+    double u1 = (r.v[first] + 1.0) * (1.0 / 4294967296.0);  // (0, 1]: log(u1) is finite
+    double u2 = r.v[first + 1] * (1.0 / 4294967296.0);
     double radius = std::sqrt(-2.0 * std::log(u1));
     double angle = 6.283185307179586476925 * u2;
-    return index % 2 == 0 ? radius * std::cos(angle) : radius * std::sin(angle);
+    return lane % 2 == 0 ? radius * std::cos(angle) : radius * std::sin(angle);
+}
+
+// Standard normal for element `index` of a draw that starts at counter block `offset`.
+RETORT_HD inline double normal(std::uint64_t seed, std::uint64_t offset, std::uint64_t index) {
+    return normal_from_block(block_at(seed, offset + index / 4), static_cast<int>(index % 4));
 }
 
 }  // namespace retort::philox
