@@ -10,6 +10,14 @@
 namespace retort::init {
 
 namespace {
+thread_local bool g_skip = false;
+}  // namespace
+
+SkipInitGuard::SkipInitGuard() : previous_(g_skip) { g_skip = true; }
+SkipInitGuard::~SkipInitGuard() { g_skip = previous_; }
+bool skipping() { return g_skip; }
+
+namespace {
 // Copies freshly drawn values into t's storage (t keeps its identity and requires_grad).
 void assign(Tensor& t, const Tensor& values) {
     Tensor v = values.to(t.dtype());
@@ -52,22 +60,26 @@ std::int64_t fan_out(const Tensor& w) {
 }
 
 Tensor& constant(Tensor& t, double value) {
+    if (g_skip) return t;
     assign(t, full(t.shape(), value, t.dtype()));
     return t;
 }
 
 Tensor& uniform(Tensor& t, double low, double high, Generator* gen) {
+    if (g_skip) return t;
     assign(t, retort::uniform(t.shape(), low, high, DType::f64, gen));
     return t;
 }
 
 Tensor& normal(Tensor& t, double mean, double stddev, Generator* gen) {
+    if (g_skip) return t;
     assign(t, retort::normal(t.shape(), mean, stddev, DType::f64, gen));
     return t;
 }
 
 Tensor& trunc_normal(Tensor& t, double mean, double stddev, double low, double high,
                      Generator* gen) {
+    if (g_skip) return t;
     require(stddev > 0 && low < high, "trunc_normal: need std > 0 and low < high");
     auto cdf = [](double x) { return 0.5 * (1.0 + std::erf(x / std::sqrt(2.0))); };
     const double lo = cdf((low - mean) / stddev), hi = cdf((high - mean) / stddev);
@@ -80,6 +92,7 @@ Tensor& trunc_normal(Tensor& t, double mean, double stddev, double low, double h
 }
 
 Tensor& kaiming_uniform(Tensor& t, double a, bool use_fan_out, Generator* gen) {
+    if (g_skip) return t;
     const double fan = static_cast<double>(use_fan_out ? fan_out(t) : fan_in(t));
     const double gain = std::sqrt(2.0 / (1.0 + a * a));
     const double bound = gain * std::sqrt(3.0 / fan);
@@ -87,6 +100,7 @@ Tensor& kaiming_uniform(Tensor& t, double a, bool use_fan_out, Generator* gen) {
 }
 
 Tensor& kaiming_normal_relu(Tensor& t, bool use_fan_out, Generator* gen) {
+    if (g_skip) return t;
     const double fan = static_cast<double>(use_fan_out ? fan_out(t) : fan_in(t));
     return normal(t, 0.0, std::sqrt(2.0 / fan), gen);
 }

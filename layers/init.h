@@ -10,6 +10,21 @@
 
 namespace retort::init {
 
+// While one is alive (on this thread), the functions below leave tensors as they are. Tools that
+// only need a model's structure (parameter counts, tap names) build it under this guard and skip
+// drawing millions of random numbers.
+class SkipInitGuard {
+public:
+    SkipInitGuard();
+    ~SkipInitGuard();
+    SkipInitGuard(const SkipInitGuard&) = delete;
+    SkipInitGuard& operator=(const SkipInitGuard&) = delete;
+
+private:
+    bool previous_;
+};
+bool skipping();
+
 // Fan-in and fan-out of a weight: (out, in) for Linear, (out, in/groups, kh, kw) for Conv2d.
 std::int64_t fan_in(const Tensor& weight);
 std::int64_t fan_out(const Tensor& weight);

@@ -163,7 +163,13 @@ const std::vector<ConvCase> kConvCases = {
 
 TEST_CASE("conv2d: matches a direct loop (stride, padding, dilation, groups, depthwise, 1x1)") {
     std::uint64_t seed = 10;
-    for (const ConvCase& c : kConvCases) {
+    std::vector<ConvCase> cases = kConvCases;
+    // more than 256 (input channel, tap) pairs: gemm sums over several depth slices
+    cases.push_back({"many channels", {2, 40, 9, 9}, {24, 40, 3, 3},
+                     conv_options({2, 2}, {1, 1}, {1, 1}, 1), true});
+    cases.push_back({"many channels 1x1", {2, 300, 3, 5}, {7, 300, 1, 1},
+                     conv_options({1, 1}, {0, 0}, {1, 1}, 1), true});
+    for (const ConvCase& c : cases) {
         CAPTURE(c.name);
         Tensor x = leaf(c.x, seed++).detach(), w = leaf(c.w, seed++).detach();
         Tensor b = c.bias ? leaf({c.w[0]}, seed++).detach() : Tensor();

@@ -239,6 +239,8 @@ const std::vector<std::pair<Shape, Shape>> kMatmulShapes = {
     {{3, 4}, {2, 4, 5}},        // matrix @ batched
     {{2, 1, 3, 4}, {5, 4, 6}},  // batch dims broadcast both ways -> (2, 5, 3, 6)
     {{1, 1, 4}, {3, 4, 2}},     // size-1 dims everywhere
+    {{3, 4}, {1, 1, 4, 2}},     // b is one matrix with leading 1s -> (1, 1, 3, 2)
+    {{2, 1, 3, 4}, {1, 4, 5}},  // b is one matrix, a has a size-1 batch dim
     {{2, 3, 1}, {2, 1, 3}},     // K = 1: outer products
 };
 

@@ -15,10 +15,16 @@ struct Command {
 // Every subcommand's entry point (one file each).
 int run_demo(const std::vector<std::string>& args);
 int run_version(const std::vector<std::string>& args);
+int run_models(const std::vector<std::string>& args);
+int run_summary(const std::vector<std::string>& args);
+int run_infer(const std::vector<std::string>& args);
 
 inline const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         {"demo", "fit a small MLP by autodiff on generated data and print the falling loss", run_demo},
+        {"models", "list every model with its keys, parameter count and taps", run_models},
+        {"summary", "print a model's layers, tap shapes, parameters and forward FLOPs", run_summary},
+        {"infer", "run a model on a safetensors input and write logits and taps", run_infer},
         {"version", "print the version and how this binary was built", run_version},
     };
     return table;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/flops.h"
 #include "engine/cpu/depthwise.h"
 #include "engine/cpu/gemm.h"
 #include "engine/cpu/im2col.h"
@@ -240,6 +241,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
         conv2d_forward<T>(s, x.data<T>(), weight.data<T>(),
                           bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
     });
+    // each output element is a dot product over (C / groups) * kh * kw taps
+    add_flops(2 * y.numel() * weight.numel() / weight.size(0));
 
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
     const bool need_b = bias.defined() && bias.requires_grad();

@@ -15,6 +15,7 @@
 #include "engine/ops/matmul.h"
 
 #include "engine/autograd.h"
+#include "engine/flops.h"
 #include "engine/cpu/gemm.h"
 #include "engine/cpu/reduce.h"
 #include "engine/ops.h"
@@ -179,6 +180,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     visit_floating(a.dtype(), "matmul", [&]<class T>(Type<T>) {
         matmul_forward<T>(plan, a.data<T>(), b.data<T>(), out.data<T>());
     });
+    add_flops(2 * plan.items() * plan.M * plan.N * plan.K);
 
     const bool need_a = a.requires_grad(), need_b = b.requires_grad();
     // dA needs only b and dB only a: save just what will be used.
@@ -232,6 +234,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
         cpu::gemm(false, true, rows, out_features, in, T(1), x.data<T>(), in, weight.data<T>(), in,
                   beta, py, out_features);
     });
+    add_flops(2 * rows * out_features * in);
 
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
     const bool need_b = bias.defined() && bias.requires_grad();

@@ -1,0 +1,123 @@
+// tests/test_cli.cpp: the `retort` binary end to end: the demo learns, `infer` writes what the
+// library computes, and every kind of bad input is refused with a message, a non-zero exit and
+// no output file.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/retort.h"
+#include "models/registry.h"
+#include "tests/gradcheck.h"
+
+using namespace retort;
+namespace fs = std::filesystem;
+
+namespace {
+struct Run {
+    int status;
+    std::string output;  // stdout and stderr together
+};
+
+Run run_retort(const std::string& args) {
+    const fs::path log = fs::temp_directory_path() / ("retort_cli_" + std::to_string(::getpid()) + ".log");
+    const std::string cmd = std::string(RETORT_BINARY_DIR) + "/retort " + args + " > " + log.string() + " 2>&1";
+    int raw = std::system(cmd.c_str());
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    fs::remove(log);
+    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
+}
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        path = fs::temp_directory_path() / ("retort_cli_test_" + std::to_string(::getpid()));
+        fs::create_directories(path);
+    }
+    ~TempDir() { fs::remove_all(path); }
+    std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+}  // namespace
+
+TEST_CASE("cli: the demo fits its MLP and the loss falls") {
+    Run r = run_retort("demo --steps 60 --threads 1");
+    CHECK(r.status == 0);
+    CHECK(r.output.find("loss 1.") != std::string::npos);
+}
+
+TEST_CASE("cli: infer writes the logits and taps the library computes") {
+    TempDir dir;
+    const std::string spec = "resnet8:num_classes=5";
+    Tensor x = randn({2, 3, 32, 32});
+    save_safetensors(dir / "x.safetensors", {{"input", x}});
+    Run r = run_retort("infer --model " + spec + " --seed 3 --input " + (dir / "x.safetensors") +
+                       " --output " + (dir / "y.safetensors") + " --taps layer2,pre_logits");
+    REQUIRE_MESSAGE(r.status == 0, r.output);
+    auto out = load_safetensors(dir / "y.safetensors");
+    manual_seed(3);
+    std::shared_ptr<Model> model = create_model(spec);
+    model->eval();
+    Taps taps({"layer2", "pre_logits"});
+    Tensor logits = model->forward(x, &taps);
+    CHECK(retort::testing::max_abs_diff(out.at("logits"), logits) == 0);
+    CHECK(retort::testing::max_abs_diff(out.at("layer2"), taps.at("layer2")) == 0);
+    CHECK(out.at("pre_logits").shape() == Shape{2, 64});
+
+    // the same run reading those weights from a file gives the same logits
+    std::map<std::string, Tensor> weights;
+    for (auto& [name, t] : model->state_dict()) weights[name] = t;
+    save_safetensors(dir / "w.safetensors", weights);
+    Run again = run_retort("infer --model " + spec + " --seed 99 --weights " + (dir / "w.safetensors") +
+                           " --input " + (dir / "x.safetensors") + " --output " + (dir / "z.safetensors"));
+    REQUIRE_MESSAGE(again.status == 0, again.output);
+    CHECK(retort::testing::max_abs_diff(load_safetensors(dir / "z.safetensors").at("logits"), logits) == 0);
+}
+
+TEST_CASE("cli: infer refuses bad input with a message, a non-zero exit and no output") {
+    TempDir dir;
+    save_safetensors(dir / "x.safetensors", {{"input", randn({1, 3, 32, 32})}});
+    save_safetensors(dir / "gray.safetensors", {{"input", randn({1, 1, 32, 32})}});
+    save_safetensors(dir / "f64.safetensors", {{"input", randn({1, 3, 32, 32}, DType::f64)}});
+    save_safetensors(dir / "rank3.safetensors", {{"input", randn({3, 32, 32})}});
+    save_safetensors(dir / "empty.safetensors", {{"input", randn({0, 3, 32, 32})}});
+    save_safetensors(dir / "other.safetensors", {{"image", randn({1, 3, 32, 32})}});
+    save_safetensors(dir / "badw.safetensors", {{"fc.weight", randn({5, 64})}});
+    {
+        std::ofstream junk(dir / "junk.safetensors");
+        junk << "this is not a safetensors file";
+    }
+    const std::string out = dir / "y.safetensors";
+    auto infer = [&](const std::string& model, const std::string& input, const std::string& extra = "") {
+        return run_retort("infer --model " + model + " --input " + (dir / input) + " --output " + out + " " + extra);
+    };
+    const std::vector<std::pair<Run, std::string>> cases = {
+        {infer("resnet9", "x.safetensors"), "unknown model 'resnet9'; valid models: resnet18"},
+        {infer("resnet8:num_classes=5,num_classes=6", "x.safetensors"), "given twice"},
+        {infer("resnet8:num_classes=", "x.safetensors"), "has no value"},
+        {infer("resnet8:depth=3", "x.safetensors"), "has no key 'depth'; valid keys: num_classes"},
+        {infer("resnet8:num_classes=0", "x.safetensors"), "num_classes' must be in [1,"},
+        {infer("resnet8", "x.safetensors", "--taps layer9"), "unknown tap 'layer9' for model resnet8; valid taps: stem"},
+        {infer("resnet8", "gray.safetensors"), "input has 1 channels, the model expects 3"},
+        {infer("resnet8", "f64.safetensors"), "input must be float32"},
+        {infer("resnet8", "rank3.safetensors"), "input must be (B, C, H, W)"},
+        {infer("resnet8", "empty.safetensors"), "input batch is empty"},
+        {infer("resnet8", "other.safetensors"), "has no tensor named 'input'"},
+        {infer("resnet8", "junk.safetensors"), "safetensors"},
+        {infer("resnet8", "x.safetensors", "--weights " + (dir / "badw.safetensors")), "load_state_dict"},
+        {infer("resnet8", "missing.safetensors"), "missing.safetensors"},
+        {run_retort("infer --input x"), "--model is required"},
+        {run_retort("infer --model resnet8 --bogus 1"), "unknown option --bogus"},
+        {run_retort("frobnicate"), "unknown command 'frobnicate'"},
+    };
+    for (const auto& [r, expected] : cases) {
+        CAPTURE(r.output);
+        CHECK(r.status != 0);
+        CHECK(r.output.find(expected) != std::string::npos);
+        CHECK_FALSE(fs::exists(out));
+    }
+}
