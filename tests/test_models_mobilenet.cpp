@@ -29,30 +29,18 @@
 #include "layers/mobile_blocks.h"
 #include "models/registry.h"
 #include "tests/fixture.h"
+#include "tests/model_check.h"
 
 using namespace retort;
 using doctest::Contains;
+
+using retort::testing::fixture_path;
+using retort::testing::relative_error;
 
 namespace {
 
 const std::vector<std::string> kAllTaps = {"stem",   "layer1",      "layer2",     "layer3",
                                            "layer4", "feature_map", "pre_logits", "dense_logits"};
-
-std::string fixture_path(const std::string& file) {
-    return std::string(RETORT_FIXTURES_DIR) + "/" + file;
-}
-
-// max |a - b| / max |b|
-double relative_error(const Tensor& actual, const Tensor& expected) {
-    REQUIRE(actual.shape() == expected.shape());
-    std::vector<double> a = actual.to_vector<double>(), e = expected.to_vector<double>();
-    double diff = 0, scale = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        diff = std::max(diff, std::abs(a[i] - e[i]));
-        scale = std::max(scale, std::abs(e[i]));
-    }
-    return diff / scale;
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

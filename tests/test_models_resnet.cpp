@@ -31,32 +31,19 @@
 #include "models/registry.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
+#include "tests/model_check.h"
 
 using namespace retort;
 using doctest::Contains;
 using retort::testing::Fixture;
 using retort::testing::max_abs_diff;
 
+using retort::testing::fixture_path;
+using retort::testing::relative_error;
+
 namespace {
 
 constexpr double kTolerance = 1e-4;
-
-std::string fixture_path(const std::string& file) {
-    return std::string(RETORT_FIXTURES_DIR) + "/" + file;
-}
-
-// max |a - b| / max |b|, in double.
-double relative_difference(const Tensor& a, const Tensor& b) {
-    REQUIRE(a.shape() == b.shape());
-    std::vector<double> av = a.to_vector<double>(), bv = b.to_vector<double>();
-    double diff = 0, scale = 0;
-    for (std::size_t i = 0; i < av.size(); ++i) {
-        diff = std::max(diff, std::abs(av[i] - bv[i]));
-        scale = std::max(scale, std::abs(bv[i]));
-    }
-    REQUIRE(scale > 0);
-    return diff / scale;
-}
 
 // ---- formula weights and input (see the header comment) ----
 
@@ -178,7 +165,7 @@ FormulaRun check_against_pytorch(const std::string& spec, std::int64_t expected_
         NoGradGuard no_grad;
         run.logits = model(formula_input(input_shape), &run.taps);
     }
-    const double rel = relative_difference(run.logits, formula.f32(spec + "|logits"));
+    const double rel = relative_error(run.logits, formula.f32(spec + "|logits"));
     MESSAGE(spec, ": formula-weight logits, max relative difference ", rel);
     CHECK(rel < kTolerance);
     return run;
@@ -193,10 +180,10 @@ void check_tap_relations(const FormulaRun& run, int stages, bool relu_after_pre)
         if (relu_after_pre) CHECK(max_abs_diff(relu(t.at(layer + ".pre")), t.at(layer)) == 0);
     }
     Tensor fmap = t.at("feature_map");
-    CHECK(relative_difference(t.at("pre_logits"), mean(fmap, {2, 3})) < 1e-6);
+    CHECK(relative_error(t.at("pre_logits"), mean(fmap, {2, 3})) < 1e-6);
     Tensor dense = t.at("dense_logits");
     CHECK(dense.shape() == Shape{fmap.size(0), run.logits.size(1), fmap.size(2), fmap.size(3)});
-    CHECK(relative_difference(mean(dense, {2, 3}), run.logits) < 1e-5);
+    CHECK(relative_error(mean(dense, {2, 3}), run.logits) < 1e-5);
 }
 
 }  // namespace
@@ -295,12 +282,12 @@ TEST_CASE("resnet models: PyTorch checkpoints of resnet8 and wrn_16_1 load and g
         Taps taps(model->tap_names());
         {
             NoGradGuard no_grad;
-            const double rel = relative_difference((*model)(x, &taps), get(name + ".logits"));
+            const double rel = relative_error((*model)(x, &taps), get(name + ".logits"));
             MESSAGE(name, ": eval logits, max relative difference ", rel);
             CHECK(rel < kTolerance);
         }
         for (const std::string& tap : model->tap_names()) {
-            const double rel = relative_difference(taps.at(tap), get(name + ".tap." + tap));
+            const double rel = relative_error(taps.at(tap), get(name + ".tap." + tap));
             MESSAGE(name, ": tap ", tap, ", max relative difference ", rel);
             CHECK(rel < kTolerance);
         }
@@ -309,14 +296,14 @@ TEST_CASE("resnet models: PyTorch checkpoints of resnet8 and wrn_16_1 load and g
         model->train();
         {
             NoGradGuard no_grad;
-            const double rel = relative_difference((*model)(x), get(name + ".train_logits"));
+            const double rel = relative_error((*model)(x), get(name + ".train_logits"));
             MESSAGE(name, ": train-mode logits, max relative difference ", rel);
             CHECK(rel < kTolerance);
         }
         double worst = 0;
         int compared = 0;
         for (const auto& [key, t] : model->named_buffers()) {
-            worst = std::max(worst, relative_difference(t, get(name + ".after_train." + key)));
+            worst = std::max(worst, relative_error(t, get(name + ".after_train." + key)));
             ++compared;
         }
         MESSAGE(name, ": running statistics after one train step, max relative difference ", worst);

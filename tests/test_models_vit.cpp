@@ -24,9 +24,12 @@
 #include "layers/vit_blocks.h"
 #include "models/registry.h"
 #include "tests/fixture.h"
+#include "tests/model_check.h"
 
 using namespace retort;
 using retort::testing::Fixture;
+
+using retort::testing::relative_error;
 
 namespace {
 
@@ -36,18 +39,8 @@ double max_abs(const Tensor& t) {
     return m;
 }
 
-// max|got - want| / max|want|, after checking the shapes agree.
-double rel_diff(const Tensor& got, const Tensor& want) {
-    REQUIRE_MESSAGE(got.shape() == want.shape(), "shape ", shape_str(got.shape()), " vs ",
-                    shape_str(want.shape()));
-    std::vector<double> a = got.to_vector<double>(), b = want.to_vector<double>();
-    double d = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-    return d / std::max(max_abs(want), 1e-30);
-}
-
 void check_close(const std::string& what, const Tensor& got, const Tensor& want) {
-    const double r = rel_diff(got, want);
+    const double r = relative_error(got, want);
     MESSAGE(what, ": max relative difference ", r);
     CHECK_MESSAGE(r < 1e-4, what, ": max relative difference ", r);
 }
@@ -241,8 +234,8 @@ TEST_CASE("models/vit: attention matches reference loops and returns its probabi
             for (std::int64_t c = 0; c < C; ++c) s += joined[r * C + c] * wp[o * C + c];
             y_ref[r * C + o] = s;
         }
-    CHECK(rel_diff(probs, from_vector(p_ref, {B, H, N, N})) < 1e-5);
-    CHECK(rel_diff(y, from_vector(y_ref, {B, N, C})) < 1e-5);
+    CHECK(relative_error(probs, from_vector(p_ref, {B, H, N, N})) < 1e-5);
+    CHECK(relative_error(y, from_vector(y_ref, {B, N, C})) < 1e-5);
 
     CHECK_THROWS_WITH_AS(attn(randn({2, 5, 4})), doctest::Contains("Attention: expected input (B, N, 6)"),
                          Error);
@@ -262,7 +255,7 @@ TEST_CASE("models/vit: small ViT with saved weights matches PyTorch (logits and 
     CHECK(taps.at("patch_tokens").shape() == Shape{2, 16, 64});
     CHECK(taps.at("attn.1").shape() == Shape{2, 4, 17, 17});
     // cls_logits is the output itself for a plain ViT
-    CHECK(rel_diff(taps.at("cls_logits"), logits) == 0.0);
+    CHECK(relative_error(taps.at("cls_logits"), logits) == 0.0);
 }
 
 TEST_CASE("models/vit: small DeiT with saved weights matches PyTorch (logits and taps)") {
@@ -408,10 +401,10 @@ TEST_CASE("models/vit: drop path grows linearly over the blocks and only acts in
     Tensor x = randn({16, 3, 8, 8});
     model->eval();
     Tensor a = model->forward(x), b = model->forward(x);
-    CHECK(rel_diff(a, b) == 0.0);
+    CHECK(relative_error(a, b) == 0.0);
     model->train();
     Tensor c = model->forward(x), d = model->forward(x);
-    CHECK(rel_diff(c, d) > 0.0);  // different samples dropped each time
+    CHECK(relative_error(c, d) > 0.0);  // different samples dropped each time
 }
 
 // ---- taps -------------------------------------------------------------------------------------
@@ -449,7 +442,7 @@ TEST_CASE("models/vit: tap names, unrequested taps and the unknown-tap error") {
     // eval output = mean of the two heads
     Taps heads({"cls_logits", "dist_logits"});
     logits = deit->forward(x, &heads);
-    CHECK(rel_diff(logits, (heads.at("cls_logits") + heads.at("dist_logits")) * 0.5) < 1e-7);
+    CHECK(relative_error(logits, (heads.at("cls_logits") + heads.at("dist_logits")) * 0.5) < 1e-7);
     Taps dense({"dense_dist_logits", "pre_logits"});
     deit->forward(randn({2, 3, 8, 8}), &dense);
     CHECK(dense.at("dense_dist_logits").shape() == Shape{2, 4, 3});
@@ -538,7 +531,7 @@ TEST_CASE("models/vit: load_state_dict names a missing, unexpected or mis-shaped
                          doctest::Contains("'pos_embed' has shape (1, 16, 64) in the file but (1, 17, 64)"),
                          Error);
     // nothing changed by the failed loads
-    for (auto& [name, t] : model->state_dict()) CHECK(rel_diff(t, before.at(name)) == 0.0);
+    for (auto& [name, t] : model->state_dict()) CHECK(relative_error(t, before.at(name)) == 0.0);
 
     // a DeiT checkpoint does not load into a ViT
     auto deit_state = load_safetensors(std::string(RETORT_FIXTURES_DIR) +
