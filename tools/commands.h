@@ -18,6 +18,9 @@ int run_version(const std::vector<std::string>& args);
 int run_models(const std::vector<std::string>& args);
 int run_summary(const std::vector<std::string>& args);
 int run_infer(const std::vector<std::string>& args);
+int run_train(const std::vector<std::string>& args);
+int run_eval(const std::vector<std::string>& args);
+int run_plot(const std::vector<std::string>& args);
 
 inline const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
@@ -25,6 +28,9 @@ inline const std::vector<Command>& commands() {
         {"models", "list every model with its keys, parameter count and taps", run_models},
         {"summary", "print a model's layers, tap shapes, parameters and forward FLOPs", run_summary},
         {"infer", "run a model on a safetensors input and write logits and taps", run_infer},
+        {"train", "train a model from a config into a run directory, or resume one", run_train},
+        {"eval", "loss, top-1 and top-5 of a model's weights on a dataset split", run_eval},
+        {"plot", "draw the loss and accuracy curves of training runs into a PNG", run_plot},
         {"version", "print the version and how this binary was built", run_version},
     };
     return table;

@@ -1,6 +1,9 @@
 // tools/retort.cpp: the `retort` command: finds the subcommand and runs it. Each subcommand lives
 // in its own file (tools/cmd_<name>.cpp) and registers itself in the table in tools/commands.h.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <vector>
@@ -20,7 +23,23 @@ void print_usage() {
 
 }  // namespace
 
+// OpenMP reads its wait policy once, when the program starts. Its default lets idle threads
+// spin; on a machine whose cores are shared (a laptop with a browser open, CI, two runs at once)
+// spinning threads take the cores from the ones doing the work, and a training step measured 10x
+// slower. So unless the user chose a policy, retort restarts itself once with threads that sleep
+// while they wait (OMP_WAIT_POLICY=PASSIVE).
+void ensure_passive_openmp_wait(char** argv) {
+#ifdef RETORT_HAVE_OPENMP
+    if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only if the restart failed: carry on as we are
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char** argv) {
+    ensure_passive_openmp_wait(argv);
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
         print_usage();

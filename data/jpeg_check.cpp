@@ -1,0 +1,105 @@
+// data/jpeg_check.cpp: finding oversized Huffman tables in a JPEG before stb_image reads it
+// (why: jpeg_check.h).
+//
+// A JPEG is a sequence of markers (0xFF, then a code), most followed by a 16-bit big-endian length
+// that counts itself. After a start-of-scan (SOS) segment come entropy-coded bytes, in which 0xFF
+// is always followed by 0x00 (stuffing) or a restart marker 0xD0..0xD7; the first other marker ends
+// the scan. A DHT segment holds tables of [class/id byte, 16 counts, sum-of-counts symbols].
+//
+// The walk reads the bytes as stb_image does (past the end, every byte reads as 0) and visits at
+// least every DHT table stb would build: where stb gives up on a damaged file, the walk goes on
+// looking, so it can only check more tables than stb reads, never fewer.
+#include "data/jpeg_check.h"
+
+#include <algorithm>
+
+namespace retort {
+
+namespace {
+
+class Cursor {
+public:
+    Cursor(const unsigned char* bytes, std::size_t size) : bytes_(bytes), size_(size) {}
+    bool at_end() const { return pos_ >= size_; }
+    std::size_t pos() const { return pos_; }
+    void seek(std::size_t pos) { pos_ = std::min(pos, size_); }
+    unsigned get8() { return pos_ < size_ ? bytes_[pos_++] : 0u; }
+    unsigned get16() {
+        const unsigned high = get8();
+        return (high << 8) | get8();
+    }
+
+private:
+    const unsigned char* bytes_;
+    std::size_t size_;
+    std::size_t pos_ = 0;
+};
+
+constexpr int kEnd = -1;
+
+bool is_restart(int code) { return code >= 0xD0 && code <= 0xD7; }
+
+// The code of the next marker: skips to the next 0xFF, then over 0xFF fill bytes.
+int next_marker(Cursor& in) {
+    while (!in.at_end()) {
+        if (in.get8() != 0xFF) continue;
+        while (!in.at_end()) {
+            const unsigned code = in.get8();
+            if (code != 0xFF) return static_cast<int>(code);
+        }
+    }
+    return kEnd;
+}
+
+// The marker that ends entropy-coded data (stuffed 0xFF00 and restart markers belong to it).
+int marker_after_scan(Cursor& in) {
+    for (;;) {
+        const int code = next_marker(in);
+        if (code == kEnd || (code != 0x00 && !is_restart(code))) return code;
+    }
+}
+
+enum class Tables { fit, too_many_symbols, malformed };
+
+// A DHT segment, table by table, while its remaining length is positive (as stb reads it).
+Tables check_dht(Cursor& in) {
+    long remaining = static_cast<long>(in.get16()) - 2;
+    while (remaining > 0) {
+        const unsigned class_and_id = in.get8();
+        if ((class_and_id >> 4) > 1 || (class_and_id & 15) > 3) return Tables::malformed;
+        long symbols = 0;
+        for (int length = 0; length < 16; ++length) symbols += in.get8();
+        if (symbols > 256) return Tables::too_many_symbols;
+        in.seek(in.pos() + static_cast<std::size_t>(symbols));
+        remaining -= 17 + symbols;
+    }
+    return remaining == 0 ? Tables::fit : Tables::malformed;
+}
+
+}  // namespace
+
+bool jpeg_huffman_tables_fit(const unsigned char* bytes, std::size_t size) {
+    if (size < 2 || bytes[0] != 0xFF) return true;  // not a JPEG: stb needs 0xFF first
+    Cursor in(bytes, size);
+    if (next_marker(in) != 0xD8) return true;  // no start-of-image: stb refuses it
+    int code = next_marker(in);
+    while (code != kEnd && code != 0xD9) {  // until the end-of-image marker
+        if (code == 0xC4) {
+            const Tables tables = check_dht(in);
+            if (tables == Tables::too_many_symbols) return false;
+            if (tables == Tables::malformed) return true;  // stb stops reading here
+            code = next_marker(in);
+        } else if (code == 0x00 || code == 0x01 || code == 0xD8 || is_restart(code)) {
+            code = next_marker(in);  // no length follows
+        } else {
+            const std::size_t start = in.pos();
+            const unsigned length = in.get16();
+            if (length < 2) return true;  // stb refuses a length that does not count itself
+            in.seek(start + length);
+            code = code == 0xDA ? marker_after_scan(in) : next_marker(in);
+        }
+    }
+    return true;
+}
+
+}  // namespace retort

@@ -1,0 +1,156 @@
+// distill/checkpoint.cpp: saving and restoring the whole state of a training run in one
+// .safetensors file (layout in checkpoint.h). Matches what a PyTorch training script saves with
+// torch.save({"model": ..., "optimizer": ..., "rng": ..., "epoch": ...}), flattened into named
+// tensors so the file stays a plain safetensors file.
+#include "distill/checkpoint.h"
+
+#include <filesystem>
+
+#include "engine/io/safetensors.h"
+#include "engine/random.h"
+
+namespace retort {
+
+namespace {
+
+const std::string kModelPrefix = "model.";
+const std::string kOptimPrefix = "optim.";
+
+Tensor int64_scalar(std::int64_t value) {
+    Tensor t = Tensor::empty({}, DType::i64);
+    *t.data<std::int64_t>() = value;
+    return t;
+}
+
+Tensor float64_scalar(double value) {
+    Tensor t = Tensor::empty({}, DType::f64);
+    *t.data<double>() = value;
+    return t;
+}
+
+const Tensor& entry(const std::map<std::string, Tensor>& tensors, const std::string& name,
+                    DType dtype, const std::string& path) {
+    auto it = tensors.find(name);
+    require(it != tensors.end(), "checkpoint ", path, " has no '", name,
+            "' (it is incomplete or not a training checkpoint)");
+    require(it->second.dtype() == dtype && it->second.numel() == 1, "checkpoint ", path, ": '", name,
+            "' must be one ", dtype_name(dtype), " value, got ", dtype_name(it->second.dtype()), " ",
+            shape_str(it->second.shape()));
+    return it->second;
+}
+
+std::int64_t int64_entry(const std::map<std::string, Tensor>& tensors, const std::string& name,
+                         const std::string& path) {
+    return *entry(tensors, name, DType::i64, path).data<std::int64_t>();
+}
+
+SafetensorsContents read_file(const std::string& path, const char* what) {
+    require(std::filesystem::is_regular_file(path), "no ", what, " at ", path);
+    try {
+        return read_safetensors(path);
+    } catch (const Error& e) {
+        fail(what, " ", path, " is unreadable (corrupt or truncated?): ", e.what());
+    }
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Model& model, const Optimizer& optimizer,
+                     const TrainProgress& progress, const std::string& model_spec) {
+    std::map<std::string, Tensor> tensors;
+    for (const auto& [name, t] : model.state_dict()) tensors[kModelPrefix + name] = t;
+    for (const auto& [name, t] : optimizer.state_dict()) tensors[kOptimPrefix + name] = t;
+    // The generator's state is unsigned 64-bit; int64 keeps the same bit pattern.
+    tensors["rng.seed"] = int64_scalar(static_cast<std::int64_t>(default_generator().seed()));
+    tensors["rng.offset"] = int64_scalar(static_cast<std::int64_t>(default_generator().offset()));
+    tensors["progress.epoch"] = int64_scalar(progress.epoch);
+    tensors["progress.step"] = int64_scalar(progress.step);
+    tensors["progress.best_top1"] = float64_scalar(progress.best_top1);
+    tensors["progress.best_epoch"] = int64_scalar(progress.best_epoch);
+    tensors["progress.seconds"] = float64_scalar(progress.seconds);
+    save_safetensors(path, tensors,
+                     {{"format", "retort-checkpoint"},
+                      {"format_version", std::to_string(kCheckpointFormatVersion)},
+                      {"model", model_spec}});
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+    SafetensorsContents file = read_file(path, "checkpoint");
+    const auto format = file.metadata.find("format");
+    require(format != file.metadata.end() && format->second == "retort-checkpoint", "checkpoint ",
+            path, " is not a retort training checkpoint (its metadata has no format = retort-checkpoint)");
+    const auto version = file.metadata.find("format_version");
+    require(version != file.metadata.end() &&
+                version->second == std::to_string(kCheckpointFormatVersion),
+            "checkpoint ", path, " has format version ",
+            version == file.metadata.end() ? "(none)" : version->second, "; this retort reads version ",
+            kCheckpointFormatVersion);
+
+    Checkpoint c;
+    c.model_spec = file.metadata.count("model") ? file.metadata.at("model") : "";
+    for (const auto& [name, t] : file.tensors) {
+        if (name.starts_with(kModelPrefix)) c.model[name.substr(kModelPrefix.size())] = t;
+        if (name.starts_with(kOptimPrefix)) c.optimizer[name.substr(kOptimPrefix.size())] = t;
+    }
+    require(!c.model.empty(), "checkpoint ", path, " holds no model.* tensors");
+    require(!c.optimizer.empty(), "checkpoint ", path, " holds no optim.* tensors");
+    c.rng_seed = static_cast<std::uint64_t>(int64_entry(file.tensors, "rng.seed", path));
+    c.rng_offset = static_cast<std::uint64_t>(int64_entry(file.tensors, "rng.offset", path));
+    c.progress.epoch = int64_entry(file.tensors, "progress.epoch", path);
+    c.progress.step = int64_entry(file.tensors, "progress.step", path);
+    c.progress.best_epoch = int64_entry(file.tensors, "progress.best_epoch", path);
+    c.progress.best_top1 =
+        *entry(file.tensors, "progress.best_top1", DType::f64, path).data<double>();
+    c.progress.seconds = *entry(file.tensors, "progress.seconds", DType::f64, path).data<double>();
+    require(c.progress.epoch >= 1 && c.progress.step >= 0 && c.progress.best_epoch >= 0 &&
+                c.progress.best_epoch <= c.progress.epoch,
+            "checkpoint ", path, " has inconsistent progress (epoch ", c.progress.epoch, ", step ",
+            c.progress.step, ", best epoch ", c.progress.best_epoch, ")");
+    return c;
+}
+
+void restore_checkpoint(const Checkpoint& c, const std::string& path, Model& model,
+                        Optimizer& optimizer, const std::string& model_spec) {
+    require(c.model_spec == model_spec, "checkpoint ", path, " was saved for model '", c.model_spec,
+            "', but the run's config says '", model_spec, "'");
+    // The model is checked by hand first, then the optimizer loads (it checks before it changes
+    // anything), then the model: an error at any point leaves both untouched.
+    const NamedTensors expected = model.state_dict();
+    for (const auto& [name, t] : expected) {
+        auto it = c.model.find(name);
+        require(it != c.model.end(), "checkpoint ", path, " lacks model tensor '", name, "'");
+        require(it->second.shape() == t.shape(), "checkpoint ", path, ": model tensor '", name,
+                "' is ", shape_str(it->second.shape()), ", the model's is ", shape_str(t.shape()));
+    }
+    require(c.model.size() == expected.size(), "checkpoint ", path, " holds ", c.model.size(),
+            " model tensors, the model has ", expected.size());
+    try {
+        optimizer.load_state(c.optimizer);
+    } catch (const Error& e) {
+        fail("checkpoint ", path, ": the optimizer state does not fit: ", e.what());
+    }
+    model.load_state_dict(c.model);
+    default_generator().manual_seed(c.rng_seed);
+    default_generator().set_offset(c.rng_offset);
+}
+
+void save_weights(const std::string& path, const Model& model,
+                  const std::map<std::string, std::string>& metadata) {
+    std::map<std::string, Tensor> tensors;
+    for (const auto& [name, t] : model.state_dict()) tensors[name] = t;
+    std::map<std::string, std::string> meta = metadata;
+    meta["format"] = "retort-weights";
+    save_safetensors(path, tensors, meta);
+}
+
+std::map<std::string, Tensor> load_model_weights(const std::string& path) {
+    SafetensorsContents file = read_file(path, "weights file");
+    auto format = file.metadata.find("format");
+    if (format == file.metadata.end() || format->second != "retort-checkpoint") return file.tensors;
+    std::map<std::string, Tensor> weights;
+    for (const auto& [name, t] : file.tensors)
+        if (name.starts_with(kModelPrefix)) weights[name.substr(kModelPrefix.size())] = t;
+    return weights;
+}
+
+}  // namespace retort

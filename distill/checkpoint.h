@@ -1,0 +1,70 @@
+// distill/checkpoint.h: what a run saves so that it can stop and continue exactly.
+//
+// A checkpoint is one .safetensors file, written atomically (temporary file, then rename):
+//
+//   model.<name>       the model's state dict (parameters and buffers, PyTorch names)
+//   optim.<name>       the optimizer's state_dict(): step counts, momentum / Adam moments, lrs
+//   rng.seed           int64 scalars: the default Generator (dropout, DropPath, any draw made
+//   rng.offset           during training), as its 64-bit pattern
+//   progress.epoch     int64: epochs completed
+//   progress.step      int64: optimizer steps taken
+//   progress.best_top1 float64: the best validation top-1 so far (percent; -1 before any)
+//   progress.best_epoch int64: the epoch that reached it (0: none)
+//   progress.seconds   float64: wall time of the run so far (metrics.csv continues from it)
+//   metadata           format = retort-checkpoint, format_version = 1, model = <spec>
+//
+// Everything else a run depends on is a pure function of the config and these numbers: the
+// loader's order and augmentation are drawn from (seed, epoch, sample), and the learning-rate
+// schedule from the step. So a run resumed from the checkpoint of epoch e computes the same bits
+// as one that never stopped (on the CPU; tests/test_train.cpp checks it).
+//
+// A weights file (best.safetensors) holds only the state dict, under the model's own names, so
+// PyTorch, `retort infer` and a distillation teacher can read it as it is; its metadata says
+// format = retort-weights, the model spec, the epoch and the validation top-1.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "engine/optim/optimizer.h"
+#include "models/model.h"
+
+namespace retort {
+
+struct TrainProgress {
+    std::int64_t epoch = 0;       // epochs completed
+    std::int64_t step = 0;        // optimizer steps taken
+    double best_top1 = -1;        // best validation top-1 in percent; -1 before any evaluation
+    std::int64_t best_epoch = 0;  // 0: none yet
+    double seconds = 0;           // wall time of the run so far
+};
+
+struct Checkpoint {
+    std::map<std::string, Tensor> model;      // state dict, names without the "model." prefix
+    std::map<std::string, Tensor> optimizer;  // Optimizer::state_dict() names
+    std::uint64_t rng_seed = 0, rng_offset = 0;
+    TrainProgress progress;
+    std::string model_spec;
+};
+
+constexpr int kCheckpointFormatVersion = 1;
+
+void save_checkpoint(const std::string& path, const Model& model, const Optimizer& optimizer,
+                     const TrainProgress& progress, const std::string& model_spec);
+// Reads and checks a checkpoint (every entry present, scalars of the right type, the format and
+// its version); a missing, truncated or foreign file is an Error that names it.
+Checkpoint read_checkpoint(const std::string& path);
+// Puts the state into the model, the optimizer and the default generator; checks everything
+// (names, shapes, the model spec) before changing anything.
+void restore_checkpoint(const Checkpoint& checkpoint, const std::string& path, Model& model,
+                        Optimizer& optimizer, const std::string& model_spec);
+
+// Writes the model's state dict alone (best.safetensors).
+void save_weights(const std::string& path, const Model& model,
+                  const std::map<std::string, std::string>& metadata);
+// The model's state dict from a weights file or from a checkpoint's "model." entries, so both
+// best.safetensors and last.safetensors (and PyTorch's files) can be evaluated.
+std::map<std::string, Tensor> load_model_weights(const std::string& path);
+
+}  // namespace retort

@@ -1,0 +1,449 @@
+// distill/trainer.cpp: the training loop (see trainer.h), its evaluation, and the pieces built
+// from the config: optimizer, schedule, loaders, run directory.
+//
+// Shapes: images (B, C, H, W) float32, labels (B) int64, soft targets and logits (B, K).
+// The loop matches a standard PyTorch classification script: model.train(); for each batch
+// loss = F.cross_entropy(model(x), y, label_smoothing); opt.zero_grad(); loss.backward();
+// clip_grad_norm_ (optional); opt.step(); scheduler.step() (per step); then model.eval() and
+// torch.no_grad() for validation and test.
+#include "distill/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+
+#include "engine/autograd.h"
+#include "engine/ops/loss.h"
+#include "engine/parallel.h"
+#include "engine/random.h"
+#include "models/registry.h"
+
+namespace retort {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// lr = base for every step.
+class ConstantLR : public LrSchedule {
+public:
+    double lr(std::int64_t, double base_lr) const override { return base_lr; }
+};
+
+// A linear warmup from start_factor * base to base over the first `warmup` steps, then the inner
+// schedule (which counts its steps from the start of the run, as PyTorch's milestones do).
+class LinearWarmup : public LrSchedule {
+public:
+    LinearWarmup(std::unique_ptr<LrSchedule> inner, std::int64_t warmup, double start_factor)
+        : inner_(std::move(inner)), warmup_(warmup), start_factor_(start_factor) {}
+    double lr(std::int64_t t, double base_lr) const override {
+        if (t >= warmup_) return inner_->lr(t, base_lr);
+        return base_lr * (start_factor_ + (1 - start_factor_) * static_cast<double>(t) / warmup_);
+    }
+
+private:
+    std::unique_ptr<LrSchedule> inner_;
+    std::int64_t warmup_;
+    double start_factor_;
+};
+
+std::string model_name(const std::string& spec) { return spec.substr(0, spec.find(':')); }
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+LoaderOptions eval_loader_options(const TrainConfig& c) {
+    LoaderOptions o;
+    o.batch_size = c.run.eval_batch_size;
+    o.shuffle = false;
+    o.workers = c.data.workers;
+    o.seed = c.run.seed;
+    o.transforms = c.data.eval_transforms;
+    return o;
+}
+
+bool has_samples(const std::shared_ptr<const Dataset>& d) { return d && d->size() > 0; }
+
+}  // namespace
+
+// ---- evaluation ----
+
+TopkHits count_topk(const Tensor& logits, const Tensor& labels) {
+    require(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0),
+            "count_topk: logits must be (B, K) and labels (B), got ", shape_str(logits.shape()),
+            " and ", shape_str(labels.shape()));
+    const std::int64_t batch = logits.size(0), classes = logits.size(1);
+    const std::vector<double> x = logits.to_vector<double>();
+    const std::vector<std::int64_t> y = labels.to_vector<std::int64_t>();
+    TopkHits hits;
+    for (std::int64_t b = 0; b < batch; ++b) {
+        const double* row = x.data() + b * classes;
+        const std::int64_t label = y[b];
+        if (label < 0 || label >= classes || std::isnan(row[label])) continue;
+        // The label's rank: classes ahead of it (larger logit, or equal with a smaller index).
+        std::int64_t rank = 0;
+        for (std::int64_t k = 0; k < classes; ++k)
+            rank += row[k] > row[label] || (row[k] == row[label] && k < label);
+        hits.top1 += rank < 1;
+        hits.top5 += rank < 5;
+    }
+    return hits;
+}
+
+EvalResult evaluate(Model& model, DataLoader& loader) {
+    model.eval();
+    NoGradGuard no_grad;
+    EvalResult r;
+    double loss_sum = 0;
+    std::int64_t top1 = 0, top5 = 0;
+    Batch batch;
+    loader.start_epoch(0);
+    while (loader.next(batch)) {
+        Tensor logits = model.forward(batch.images);
+        loss_sum += cross_entropy(logits, batch.labels, "sum").item();
+        const TopkHits hits = count_topk(logits, batch.labels);
+        top1 += hits.top1;
+        top5 += hits.top5;
+        r.count += batch.labels.numel();
+    }
+    if (r.count > 0) {
+        r.loss = loss_sum / r.count;
+        r.top1 = 100.0 * top1 / r.count;
+        r.top5 = 100.0 * top5 / r.count;
+    }
+    return r;
+}
+
+LossOutput classification_loss(Model& model, const Batch& batch, double label_smoothing) {
+    Tensor logits = model.forward(batch.images);
+    const Tensor& target = batch.targets.defined() ? batch.targets : batch.labels;
+    return {cross_entropy(logits, target, "mean", label_smoothing), logits};
+}
+
+// ---- building a run from its config ----
+
+std::shared_ptr<Model> build_model(const TrainConfig& config) {
+    manual_seed(config.run.seed);
+    return create_model(config.model);
+}
+
+DatasetSplits open_data(const TrainConfig& config) {
+    DataOptions o;
+    o.path = config.data.path;
+    o.format = config.data.format;
+    o.val_size = config.data.val_size;
+    o.seed = config.run.seed;
+    return load_dataset(o);
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig::Optim& o,
+                                          const std::vector<Tensor>& params) {
+    std::vector<ParamGroupSpec> groups;
+    if (o.decay_norm_and_bias)
+        groups.push_back({params, std::nullopt, std::nullopt});
+    else
+        groups = weight_decay_groups(params);
+    // weight_decay_groups() may leave a group empty (a model without biases); drop it.
+    std::erase_if(groups, [](const ParamGroupSpec& g) { return g.params.empty(); });
+    if (o.name == "adamw") {
+        AdamWOptions a;
+        a.lr = o.lr;
+        a.beta1 = o.beta1;
+        a.beta2 = o.beta2;
+        a.eps = o.eps;
+        a.weight_decay = o.weight_decay;
+        return std::make_unique<AdamW>(std::move(groups), a);
+    }
+    SgdOptions s;
+    s.lr = o.lr;
+    s.momentum = o.momentum;
+    s.nesterov = o.nesterov;
+    s.weight_decay = o.weight_decay;
+    return std::make_unique<SGD>(std::move(groups), s);
+}
+
+std::unique_ptr<LrSchedule> make_schedule(const TrainConfig::Schedule& s, std::int64_t epochs,
+                                          std::int64_t steps_per_epoch) {
+    const std::int64_t total = epochs * steps_per_epoch;
+    const std::int64_t warmup = std::min<std::int64_t>(
+        std::llround(s.warmup_epochs * static_cast<double>(steps_per_epoch)), total - 1);
+    if (s.name == "cosine") {
+        WarmupCosineOptions o;
+        o.warmup_steps = std::max<std::int64_t>(warmup, 0);
+        o.total_steps = total;
+        o.warmup_start_factor = s.warmup_start_factor;
+        o.min_lr = s.min_lr;
+        return std::make_unique<WarmupCosineLR>(o);
+    }
+    std::unique_ptr<LrSchedule> inner;
+    if (s.name == "step") {
+        inner = std::make_unique<StepLR>(s.step_size * steps_per_epoch, s.gamma);
+    } else if (s.name == "multistep") {
+        std::vector<std::int64_t> steps;
+        for (std::int64_t m : s.milestones) steps.push_back(m * steps_per_epoch);
+        inner = std::make_unique<MultiStepLR>(steps, s.gamma);
+    } else {
+        inner = std::make_unique<ConstantLR>();
+    }
+    if (warmup <= 0) return inner;
+    return std::make_unique<LinearWarmup>(std::move(inner), warmup, s.warmup_start_factor);
+}
+
+std::string default_run_dir(const std::string& model_spec) {
+    const std::time_t now = std::time(nullptr);
+    std::tm local{};
+    localtime_r(&now, &local);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
+    return "runs/" + model_name(model_spec) + "-" + stamp;
+}
+
+void check_new_run_dir(const std::string& dir) {
+    require(!dir.empty(), "the run directory is empty: give one with --out DIR or run.dir");
+    std::error_code ec;
+    const fs::path path(dir);
+    if (fs::exists(path, ec)) {
+        require(fs::is_directory(path, ec), "run directory ", dir, " exists and is not a directory");
+        require(fs::is_empty(path, ec), "run directory ", dir,
+                " already exists and is not empty; continue it with `retort train --resume ", dir,
+                "` or choose another with --out");
+        require(::access(dir.c_str(), W_OK) == 0, "run directory ", dir, " is not writable");
+        return;
+    }
+    // The nearest existing ancestor must be a directory we may write into.
+    fs::path parent = fs::absolute(path, ec).parent_path();
+    while (!parent.empty() && !fs::exists(parent, ec) && parent != parent.root_path())
+        parent = parent.parent_path();
+    require(fs::is_directory(parent, ec) && ::access(parent.c_str(), W_OK) == 0,
+            "cannot create run directory ", dir, ": ", parent.string(), " is not a writable directory");
+}
+
+// ---- the Trainer ----
+
+Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits data)
+    : config_(std::move(config)), model_(std::move(model)), data_(std::move(data)) {
+    internal_check(model_ != nullptr, "Trainer needs a model");
+    require(has_samples(data_.train), "the training split is empty");
+    if (config_.run.threads > 0) set_num_threads(config_.run.threads);
+
+    LoaderOptions train_options;
+    train_options.batch_size = config_.data.batch_size;
+    train_options.shuffle = true;
+    train_options.workers = config_.data.workers;
+    train_options.seed = config_.run.seed;
+    train_options.transforms = config_.data.train_transforms;
+    train_options.batch_transform = config_.data.batch_transform;
+    train_loader_ = std::make_unique<DataLoader>(data_.train, train_options);
+    if (has_samples(data_.val))
+        val_loader_ = std::make_unique<DataLoader>(data_.val, eval_loader_options(config_));
+    if (has_samples(data_.test))
+        test_loader_ = std::make_unique<DataLoader>(data_.test, eval_loader_options(config_));
+
+    steps_per_epoch_ = train_loader_->batches_per_epoch();
+    if (config_.run.max_steps_per_epoch > 0)
+        steps_per_epoch_ = std::min(steps_per_epoch_, config_.run.max_steps_per_epoch);
+    require(steps_per_epoch_ > 0, "the training split gives no batches");
+
+    check_model_fits_data();
+    params_ = model_->parameters();
+    optimizer_ = make_optimizer(config_.optim, params_);
+    schedule_ = make_schedule(config_.schedule, config_.run.epochs, steps_per_epoch_);
+    const double smoothing = config_.optim.label_smoothing;
+    loss_ = [smoothing](Model& m, const Batch& b, const StepContext&) {
+        return classification_loss(m, b, smoothing);
+    };
+}
+
+Trainer::~Trainer() = default;
+
+void check_model_classes(const Model& model, const Dataset& data, const std::string& spec) {
+    const ModelInfo& info = model.info();
+    require(data.num_classes() == info.num_classes, "model ", spec, " has ", info.num_classes,
+            " outputs, but ", data.describe(), " has ", data.num_classes(),
+            " classes (set num_classes in the model spec)");
+}
+
+void Trainer::check_model_fits_data() {
+    const std::string& spec = config_.model;
+    check_model_classes(*model_, *data_.train, spec);
+    // One small batch through each transform pipeline and the model, in eval mode without a
+    // graph: nothing random is drawn and no BatchNorm statistic moves.
+    auto trial = [&](const std::shared_ptr<const Dataset>& split, const std::string& transforms,
+                     const char* which) {
+        LoaderOptions o;
+        o.batch_size = std::min<std::int64_t>(2, split->size());
+        o.shuffle = false;
+        o.workers = 0;
+        o.seed = config_.run.seed;
+        o.transforms = transforms;
+        Batch batch;
+        try {
+            DataLoader loader(split, o);
+            loader.start_epoch(0);
+            require(loader.next(batch), "no batch came out");
+            model_->eval();
+            NoGradGuard no_grad;
+            model_->check_input(batch.images);
+            model_->forward(batch.images);
+        } catch (const Error& e) {
+            model_->train();
+            fail("a trial batch of the ", which, " data (transforms \"", transforms,
+                 "\") does not fit model ", spec, ": ", e.what(),
+                 " (the model's in_chans and img_size, or the transforms, must change)");
+        }
+        model_->train();
+    };
+    trial(data_.train, config_.data.train_transforms, "training");
+    if (has_samples(data_.val)) trial(data_.val, config_.data.eval_transforms, "validation");
+    else if (has_samples(data_.test)) trial(data_.test, config_.data.eval_transforms, "test");
+}
+
+void Trainer::set_console(std::FILE* out, bool live) {
+    printer_ = ProgressPrinter(out, live, config_.run.log_every);
+}
+
+void Trainer::start(const std::string& run_dir, const Config& config) {
+    check_new_run_dir(run_dir);
+    std::error_code ec;
+    fs::create_directories(run_dir, ec);
+    require(!ec && fs::is_directory(run_dir), "cannot create run directory ", run_dir, ": ",
+            ec.message());
+    config.save((fs::path(run_dir) / "config").string());
+    run_dir_ = run_dir;
+    progress_ = TrainProgress{};
+    metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string());
+}
+
+void Trainer::resume(const std::string& run_dir) {
+    require(fs::is_directory(run_dir), "no run directory ", run_dir);
+    const std::string path = (fs::path(run_dir) / "last.safetensors").string();
+    require(fs::exists(path), "run directory ", run_dir,
+            " has no last.safetensors: the run saved no checkpoint yet (it saves one at the end "
+            "of every epoch)");
+    Checkpoint checkpoint = read_checkpoint(path);
+    require(checkpoint.progress.epoch < config_.run.epochs, "the run in ", run_dir,
+            " has already done ", checkpoint.progress.epoch, " of its ", config_.run.epochs,
+            " epochs; to train longer, resume with --set run.epochs=N (N > ",
+            checkpoint.progress.epoch, ")");
+    restore_checkpoint(checkpoint, path, *model_, *optimizer_, config_.model);
+    run_dir_ = run_dir;
+    progress_ = checkpoint.progress;
+    metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), progress_.step);
+}
+
+double Trainer::elapsed() const { return seconds_at_start_ + (now_ns() - clock_start_ns_) * 1e-9; }
+
+const TrainProgress& Trainer::run(std::int64_t until_epoch) {
+    require(metrics_.is_open(), "Trainer::run: call start() or resume() first");
+    if (until_epoch <= 0) until_epoch = config_.run.epochs;
+    until_epoch = std::min(until_epoch, config_.run.epochs);
+    seconds_at_start_ = progress_.seconds;
+    clock_start_ns_ = now_ns();
+    for (std::int64_t epoch = progress_.epoch; epoch < until_epoch; ++epoch) train_epoch(epoch);
+    return progress_;
+}
+
+void Trainer::train_epoch(std::int64_t epoch) {
+    const std::int64_t log_every = config_.run.log_every;
+    const double epoch_start = elapsed();
+    printer_.begin_epoch(epoch + 1, config_.run.epochs, steps_per_epoch_);
+    model_->train();
+    train_loader_->start_epoch(epoch);
+
+    double window_loss = 0, epoch_loss = 0;
+    std::int64_t window_steps = 0, window_images = 0, epoch_images = 0;
+    TopkHits window_hits;
+    auto write_train_row = [&](std::int64_t done) {
+        const double n = static_cast<double>(window_images);
+        metrics_.append({epoch + static_cast<double>(done) / steps_per_epoch_, progress_.step, "train",
+                         window_loss / window_steps, 100.0 * window_hits.top1 / n,
+                         100.0 * window_hits.top5 / n, optimizer_->lr(), elapsed()});
+        window_loss = 0;
+        window_steps = window_images = 0;
+        window_hits = {};
+    };
+
+    Batch batch;
+    for (std::int64_t i = 0; i < steps_per_epoch_; ++i) {
+        internal_check(train_loader_->next(batch), "the loader ran out of batches early");
+        apply_lr_schedule(*optimizer_, *schedule_, progress_.step);
+        const StepContext ctx{epoch, progress_.step, steps_per_epoch_,
+                              config_.run.epochs * steps_per_epoch_};
+        LossOutput out = loss_(*model_, batch, ctx);
+        const double loss = out.loss.item();
+        require(std::isfinite(loss), "the training loss became ", loss, " at step ",
+                progress_.step + 1, " (epoch ", epoch + 1,
+                "); lower optim.lr or set optim.clip_grad_norm");
+        optimizer_->zero_grad();
+        out.loss.backward();
+        if (config_.optim.clip_grad_norm > 0) clip_grad_norm(params_, config_.optim.clip_grad_norm);
+        optimizer_->step();
+        ++progress_.step;
+
+        const TopkHits hits = count_topk(out.logits.detach(), batch.labels);
+        const std::int64_t images = batch.labels.numel();
+        window_loss += loss;
+        epoch_loss += loss;
+        ++window_steps;
+        window_images += images;
+        epoch_images += images;
+        window_hits.top1 += hits.top1;
+        window_hits.top5 += hits.top5;
+        if (progress_.step % log_every == 0) write_train_row(i + 1);
+        printer_.step(i + 1, epoch_loss / (i + 1), optimizer_->lr(), epoch_images,
+                      elapsed() - epoch_start);
+    }
+    if (window_steps > 0) write_train_row(steps_per_epoch_);
+    finish_epoch(epoch, epoch_loss / steps_per_epoch_, elapsed() - epoch_start, epoch_images);
+}
+
+void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_seconds,
+                           std::int64_t train_images) {
+    const double epoch_start = elapsed() - train_seconds;
+    EpochSummary summary;
+    summary.epoch = epoch + 1;
+    summary.epochs = config_.run.epochs;
+    summary.train_loss = train_loss;
+    summary.images_per_second = train_seconds > 0 ? train_images / train_seconds : 0;
+
+    auto report = [&](DataLoader* loader, const char* split, EvalResult& result) -> double {
+        result = EvalResult{};
+        if (!loader) return -1;
+        printer_.evaluating(split);
+        result = evaluate(*model_, *loader);
+        metrics_.append({static_cast<double>(epoch + 1), progress_.step, split, result.loss,
+                         result.top1, result.top5, optimizer_->lr(), elapsed()});
+        return result.top1;
+    };
+    summary.val_top1 = report(val_loader_.get(), "val", last_val_);
+    summary.test_top1 = report(test_loader_.get(), "test", last_test_);
+    model_->train();
+
+    progress_.epoch = epoch + 1;
+    // Without a validation split there is nothing to choose by: best follows last.
+    if (!val_loader_ || summary.val_top1 > progress_.best_top1) {
+        progress_.best_top1 = std::max(summary.val_top1, progress_.best_top1);
+        progress_.best_epoch = epoch + 1;
+        summary.best = val_loader_ != nullptr;
+        char top1[32];
+        std::snprintf(top1, sizeof top1, "%.4f", summary.val_top1);
+        save_weights((fs::path(run_dir_) / "best.safetensors").string(), *model_,
+                     {{"model", config_.model},
+                      {"epoch", std::to_string(epoch + 1)},
+                      {"val_top1", val_loader_ ? top1 : "none"}});
+    }
+    progress_.seconds = elapsed();
+    save_checkpoint((fs::path(run_dir_) / "last.safetensors").string(), *model_, *optimizer_,
+                    progress_, config_.model);
+    summary.seconds = elapsed() - epoch_start;
+    printer_.end_epoch(summary);
+}
+
+}  // namespace retort
