@@ -10,42 +10,22 @@
 #include <sstream>
 
 #include "engine/retort.h"
+#include "tests/cli_run.h"
 #include "models/registry.h"
 #include "tests/gradcheck.h"
 
 using namespace retort;
 namespace fs = std::filesystem;
+using retort::testing::run_retort;
+using retort::testing::TempDir;
+using retort::testing::CliRun;
 
 namespace {
-struct Run {
-    int status;
-    std::string output;  // stdout and stderr together
-};
 
-Run run_retort(const std::string& args) {
-    const fs::path log = fs::temp_directory_path() / ("retort_cli_" + std::to_string(::getpid()) + ".log");
-    const std::string cmd = std::string(RETORT_BINARY_DIR) + "/retort " + args + " > " + log.string() + " 2>&1";
-    int raw = std::system(cmd.c_str());
-    std::ifstream in(log);
-    std::stringstream text;
-    text << in.rdbuf();
-    fs::remove(log);
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
-}
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        path = fs::temp_directory_path() / ("retort_cli_test_" + std::to_string(::getpid()));
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 }  // namespace
 
 TEST_CASE("cli: the demo fits its MLP and the loss falls") {
-    Run r = run_retort("demo --steps 60 --threads 1");
+    CliRun r = run_retort("demo --steps 60 --threads 1");
     CHECK(r.status == 0);
     CHECK(r.output.find("loss 1.") != std::string::npos);
 }
@@ -55,7 +35,7 @@ TEST_CASE("cli: infer writes the logits and taps the library computes") {
     const std::string spec = "resnet8:num_classes=5";
     Tensor x = randn({2, 3, 32, 32});
     save_safetensors(dir / "x.safetensors", {{"input", x}});
-    Run r = run_retort("infer --model " + spec + " --seed 3 --input " + (dir / "x.safetensors") +
+    CliRun r = run_retort("infer --model " + spec + " --seed 3 --input " + (dir / "x.safetensors") +
                        " --output " + (dir / "y.safetensors") + " --taps layer2,pre_logits");
     REQUIRE_MESSAGE(r.status == 0, r.output);
     auto out = load_safetensors(dir / "y.safetensors");
@@ -72,7 +52,7 @@ TEST_CASE("cli: infer writes the logits and taps the library computes") {
     std::map<std::string, Tensor> weights;
     for (auto& [name, t] : model->state_dict()) weights[name] = t;
     save_safetensors(dir / "w.safetensors", weights);
-    Run again = run_retort("infer --model " + spec + " --seed 99 --weights " + (dir / "w.safetensors") +
+    CliRun again = run_retort("infer --model " + spec + " --seed 99 --weights " + (dir / "w.safetensors") +
                            " --input " + (dir / "x.safetensors") + " --output " + (dir / "z.safetensors"));
     REQUIRE_MESSAGE(again.status == 0, again.output);
     CHECK(retort::testing::max_abs_diff(load_safetensors(dir / "z.safetensors").at("logits"), logits) == 0);
@@ -95,7 +75,7 @@ TEST_CASE("cli: infer refuses bad input with a message, a non-zero exit and no o
     auto infer = [&](const std::string& model, const std::string& input, const std::string& extra = "") {
         return run_retort("infer --model " + model + " --input " + (dir / input) + " --output " + out + " " + extra);
     };
-    const std::vector<std::pair<Run, std::string>> cases = {
+    const std::vector<std::pair<CliRun, std::string>> cases = {
         {infer("resnet9", "x.safetensors"), "unknown model 'resnet9'; valid models: resnet18"},
         {infer("resnet8:num_classes=5,num_classes=6", "x.safetensors"), "given twice"},
         {infer("resnet8:num_classes=", "x.safetensors"), "has no value"},

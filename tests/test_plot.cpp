@@ -13,6 +13,7 @@
 
 #include "distill/metrics_csv.h"
 #include "engine/error.h"
+#include "tests/cli_run.h"
 #include "tools/plot_canvas.h"
 
 #ifdef RETORT_HAVE_STB
@@ -24,6 +25,9 @@
 using namespace retort;
 using namespace retort::cli;
 namespace fs = std::filesystem;
+using retort::testing::run_retort;
+using retort::testing::TempDir;
+using retort::testing::CliRun;
 
 namespace {
 
@@ -32,36 +36,9 @@ MetricsTable parse(const std::string& text, const std::string& source = "run/met
     return parse_metrics_table(in, source);
 }
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        path = fs::temp_directory_path() / ("retort_plot_test_" + std::to_string(::getpid()));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
 void write_text(const std::string& path, const std::string& text) {
     fs::create_directories(fs::path(path).parent_path());
     std::ofstream(path) << text;
-}
-
-struct CliRun {
-    int status;
-    std::string output;  // stdout and stderr together
-};
-
-CliRun run_retort(const std::string& args) {
-    const fs::path log = fs::temp_directory_path() / ("retort_plot_" + std::to_string(::getpid()) + ".log");
-    const std::string cmd = std::string(RETORT_BINARY_DIR) + "/retort " + args + " > " + log.string() + " 2>&1";
-    const int raw = std::system(cmd.c_str());
-    std::ifstream in(log);
-    std::stringstream text;
-    text << in.rdbuf();
-    fs::remove(log);
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
 }
 
 // A metrics.csv like the training loop writes: training rows four times per epoch, validation

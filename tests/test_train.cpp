@@ -16,41 +16,16 @@
 
 #include "distill/trainer.h"
 #include "engine/retort.h"
+#include "tests/cli_run.h"
 #include "models/registry.h"
 
 using namespace retort;
 namespace fs = std::filesystem;
+using retort::testing::run_retort;
+using retort::testing::TempDir;
+using retort::testing::CliRun;
 
 namespace {
-
-struct Run {
-    int status;
-    std::string output;  // stdout and stderr together
-};
-
-Run run_retort(const std::string& args) {
-    const fs::path log = fs::temp_directory_path() / ("retort_train_" + std::to_string(::getpid()) + ".log");
-    const std::string cmd = std::string(RETORT_BINARY_DIR) + "/retort " + args + " > " + log.string() + " 2>&1";
-    const int raw = std::system(cmd.c_str());
-    std::ifstream in(log);
-    std::stringstream text;
-    text << in.rdbuf();
-    fs::remove(log);
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
-}
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("retort_train_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_file(const std::string& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary);
@@ -358,7 +333,7 @@ TEST_CASE("train: absurd configs, bad specs and bad data are refused before a ru
         write_file(dir / "bad.cfg", text);
         return run_retort("train --config " + (dir / "bad.cfg") + " --out " + out);
     };
-    const std::vector<std::pair<Run, std::string>> cases = {
+    const std::vector<std::pair<CliRun, std::string>> cases = {
         {train_edited("batch_size = 16", "batch_size = 1000000000"), "bad.cfg:8: data.batch_size must be in [1, 65536], got 1000000000"},
         {train_with("", "--set run.epochs=-1"), "--set run.epochs=-1: run.epochs must be in [1, 100000], got -1"},
         {train_edited("lr = 0.05", "lr = nan"), "bad.cfg:13: optim.lr must be a finite number, got 'nan'"},
@@ -381,7 +356,7 @@ TEST_CASE("train: absurd configs, bad specs and bad data are refused before a ru
     // An existing, non-empty directory is never overwritten.
     fs::create_directories(out);
     write_file(out + "/notes.txt", "keep me");
-    Run r = train_with("");
+    CliRun r = train_with("");
     CHECK(r.status != 0);
     CHECK(r.output.find("already exists and is not empty; continue it with `retort train --resume") != std::string::npos);
     CHECK(read_text(out + "/notes.txt") == "keep me");
@@ -396,7 +371,7 @@ TEST_CASE("train: --resume of a missing, incomplete, corrupt or finished run is 
     fs::create_directories(dir / "corrupt");
     write_file(dir / "corrupt/config", tiny_config().str());
     write_file(dir / "corrupt/last.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": garbage");
-    const std::vector<std::pair<Run, std::string>> cases = {
+    const std::vector<std::pair<CliRun, std::string>> cases = {
         {run_retort("train --resume " + (dir / "missing")), "no run directory " + (dir / "missing")},
         {run_retort("train --resume " + (dir / "empty")), "has no config file: it is not a run directory"},
         {run_retort("train --resume " + (dir / "nockpt")), "has no last.safetensors: the run saved no checkpoint yet"},
@@ -423,7 +398,7 @@ TEST_CASE("train: --resume of a missing, incomplete, corrupt or finished run is 
     CHECK_THROWS_WITH_AS(trainer.resume(dir / "run"),
                          doctest::Contains("has already done 1 of its 1 epochs; to train longer, resume with --set run.epochs=N"),
                          Error);
-    Run finished = run_retort("train --resume " + (dir / "run") + " --set optim.lr=1");
+    CliRun finished = run_retort("train --resume " + (dir / "run") + " --set optim.lr=1");
     CHECK(finished.output.find("optim.lr cannot change when resuming") != std::string::npos);
 
     const std::string bytes = read_text(ckpt);
@@ -453,7 +428,7 @@ TEST_CASE("cli: retort train on synthetic data, then retort eval on its best che
     TempDir dir;
     write_file(dir / "tiny.cfg", kTinyConfig);
     const std::string out = dir / "run";
-    Run r = run_retort("train --config " + (dir / "tiny.cfg") + " --out " + out + " --set run.seed=3");
+    CliRun r = run_retort("train --config " + (dir / "tiny.cfg") + " --out " + out + " --set run.seed=3");
     REQUIRE_MESSAGE(r.status == 0, r.output);
     CHECK(r.output.find("run directory: " + out) != std::string::npos);
     CHECK(r.output.find("epoch 1/2  step 2/5") != std::string::npos);  // plain lines: not a terminal
@@ -467,7 +442,7 @@ TEST_CASE("cli: retort train on synthetic data, then retort eval on its best che
     // eval on the validation split reproduces the val top-1 of the best epoch.
     const auto best = read_safetensors(out + "/best.safetensors").metadata;
     const std::string data = "synthetic:num_classes=4,size=96,test_size=32,channels=1,height=12,width=12";
-    Run e = run_retort("eval --model resnet8:in_chans=1,num_classes=4 --weights " + out +
+    CliRun e = run_retort("eval --model resnet8:in_chans=1,num_classes=4 --weights " + out +
                        "/best.safetensors --data " + data + " --split val --val-size 16 --seed 3");
     REQUIRE_MESSAGE(e.status == 0, e.output);
     char expected[64];
@@ -475,20 +450,20 @@ TEST_CASE("cli: retort train on synthetic data, then retort eval on its best che
     CHECK(e.output.find(expected) != std::string::npos);
     std::snprintf(expected, sizeof expected, "top1 %.2f%%", std::stod(best.at("val_top1")));
     CHECK_MESSAGE(e.output.find(expected) != std::string::npos, e.output, " expected ", expected);
-    Run t = run_retort("eval --model resnet8:in_chans=1,num_classes=4 --weights " + out +
+    CliRun t = run_retort("eval --model resnet8:in_chans=1,num_classes=4 --weights " + out +
                        "/last.safetensors --data " + data);
     REQUIRE_MESSAGE(t.status == 0, t.output);
     CHECK(t.output.find("test split") != std::string::npos);
     CHECK(t.output.find("32 images") != std::string::npos);
 
     // Resuming a finished run with more epochs continues it.
-    Run more = run_retort("train --resume " + out + " --set run.epochs=3");
+    CliRun more = run_retort("train --resume " + out + " --set run.epochs=3");
     REQUIRE_MESSAGE(more.status == 0, more.output);
     CHECK(more.output.find("resuming " + out + " after epoch 2") != std::string::npos);
     CHECK(more.output.find("epoch 3/3: train loss") != std::string::npos);
     CHECK(read_text(out + "/config").find("epochs = 3") != std::string::npos);
 
-    const std::vector<std::pair<Run, std::string>> bad = {
+    const std::vector<std::pair<CliRun, std::string>> bad = {
         {run_retort("eval --model resnet8:in_chans=1,num_classes=4 --weights " + out + "/best.safetensors"), "--data is required"},
         {run_retort("eval --model resnet8:in_chans=1,num_classes=4 --weights " + out + "/best.safetensors --data " + data + " --split dev"), "--split must be test, val or train"},
         {run_retort("eval --model resnet8:in_chans=1,num_classes=5 --weights " + out + "/best.safetensors --data " + data), "load_state_dict"},

@@ -18,6 +18,7 @@ int run_version(const std::vector<std::string>& args);
 int run_models(const std::vector<std::string>& args);
 int run_summary(const std::vector<std::string>& args);
 int run_infer(const std::vector<std::string>& args);
+int run_bench(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_plot(const std::vector<std::string>& args);
@@ -31,6 +32,7 @@ inline const std::vector<Command>& commands() {
         {"train", "train a model from a config into a run directory, or resume one", run_train},
         {"eval", "loss, top-1 and top-5 of a model's weights on a dataset split", run_eval},
         {"plot", "draw the loss and accuracy curves of training runs into a PNG", run_plot},
+        {"bench", "measure the data loader's images/s against the training step's", run_bench},
         {"version", "print the version and how this binary was built", run_version},
     };
     return table;

@@ -1,0 +1,53 @@
+// tests/cli_run.h: what the end-to-end tests of the `retort` binary share: running it with
+// arguments and capturing its output and exit status, and a scratch directory removed afterwards.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace retort::testing {
+
+struct CliRun {
+    int status;          // the exit code (-1 if the process did not exit normally)
+    std::string output;  // stdout and stderr together
+};
+
+// Runs `retort ARGS` (ARGS as a shell would split them) from the build directory.
+inline CliRun run_retort(const std::string& args) {
+    namespace fs = std::filesystem;
+    static int counter = 0;
+    const fs::path log = fs::temp_directory_path() / ("retort_cli_" + std::to_string(::getpid()) +
+                                                      "_" + std::to_string(counter++) + ".log");
+    const std::string cmd = std::string(RETORT_BINARY_DIR) + "/retort " + args + " > " +
+                            log.string() + " 2>&1";
+    const int raw = std::system(cmd.c_str());
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    fs::remove(log);
+    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
+}
+
+// A fresh, empty directory for one test, removed with everything in it at the end.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        static int counter = 0;
+        path = std::filesystem::temp_directory_path() /
+               ("retort_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        std::filesystem::remove_all(path);
+        std::filesystem::create_directories(path);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+}  // namespace retort::testing
