@@ -36,8 +36,8 @@ Config train_config_schema() {
     c.declare_double("optim", "lr", 0.1, 0, 100, "base learning rate", /*min_exclusive=*/true);
     c.declare_double("optim", "momentum", 0.9, 0, 1, "SGD momentum");
     c.declare_bool("optim", "nesterov", true, "SGD: Nesterov momentum");
-    c.declare_double("optim", "beta1", 0.9, 0, 1, "AdamW: decay of the first moment");
-    c.declare_double("optim", "beta2", 0.999, 0, 1, "AdamW: decay of the second moment");
+    c.declare_double("optim", "beta1", 0.9, 0, 0.999999, "AdamW: decay of the first moment (below 1)");
+    c.declare_double("optim", "beta2", 0.999, 0, 0.999999, "AdamW: decay of the second moment (below 1)");
     c.declare_double("optim", "eps", 1e-8, 0, 1, "AdamW: added to the denominator", true);
     c.declare_double("optim", "weight_decay", 5e-4, 0, 10, "weight decay (SGD: L2 in the gradient; AdamW: decoupled)");
     c.declare_bool("optim", "decay_norm_and_bias", false,

@@ -28,9 +28,11 @@ void accumulate_into_leaf(Node& node, const Tensor& grad) {
     std::shared_ptr<TensorImpl> leaf = node.leaf.lock();
     if (!leaf) return;  // the leaf is gone; nobody can read its gradient
     Tensor g = grad;
-    // The gradient may share storage with another tensor (add() passes one gradient to both of its
-    // inputs). A leaf's .grad is later scaled in place (gradient clipping), so it must own its data.
-    if (g.impl().storage.use_count() > 1) g = g.clone();
+    // The gradient may be shared: add() passes one gradient tensor to both of its inputs, and the
+    // seed of backward() is the caller's own tensor. A leaf's .grad is later scaled in place
+    // (gradient clipping), so it must own its data: copy unless `grad` and `g` are the only
+    // handles and nothing else looks into the storage.
+    if (g.impl_ptr().use_count() > 2 || g.impl().storage.use_count() > 1) g = g.clone();
     if (leaf->grad) g = add(Tensor(leaf->grad), g);
     leaf->grad = g.impl_ptr();
 }
@@ -92,6 +94,8 @@ void run_backward(const Tensor& root, const Tensor& upstream, bool retain_graph)
                 "tensor of shape ", shape_str(root.shape()));
         seed = ones(root.shape(), root.dtype());
     }
+    require(seed.dtype() == root.dtype(), "backward: upstream gradient is ",
+            dtype_name(seed.dtype()), " but the tensor is ", dtype_name(root.dtype()));
     require(seed.shape() == root.shape(), "backward: upstream gradient of shape ",
             shape_str(seed.shape()), " does not match the tensor's shape ",
             shape_str(root.shape()));

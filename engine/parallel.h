@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <exception>
+#include <limits>
 
 #ifdef RETORT_HAVE_OPENMP
 #include <omp.h>
@@ -26,11 +28,24 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, F&& 
     const std::int64_t chunks = (end - begin + grain - 1) / grain;
 #ifdef RETORT_HAVE_OPENMP
     if (chunks > 1 && num_threads() > 1 && !omp_in_parallel()) {
+        // An exception must not leave an OpenMP region (the program would terminate): keep the
+        // one from the lowest chunk and rethrow it on the calling thread after the loop.
+        std::exception_ptr error;
+        std::int64_t error_chunk = std::numeric_limits<std::int64_t>::max();
 #pragma omp parallel for schedule(static)
         for (std::int64_t c = 0; c < chunks; ++c) {
             std::int64_t b = begin + c * grain;
-            fn(b, std::min(end, b + grain));
+            try {
+                fn(b, std::min(end, b + grain));
+            } catch (...) {
+#pragma omp critical(retort_parallel_for_error)
+                if (c < error_chunk) {
+                    error_chunk = c;
+                    error = std::current_exception();
+                }
+            }
         }
+        if (error) std::rethrow_exception(error);
         return;
     }
 #endif

@@ -1,4 +1,5 @@
-// engine/storage.cpp: allocation of CPU buffers (CUDA buffers come from the caching allocator).
+// engine/storage.cpp: allocation of CPU buffers (64-byte aligned). Device memory is not allocated
+// here yet: a CUDA storage is refused with a clear error until the CUDA backend provides it.
 #include "engine/storage.h"
 
 #include <cstdlib>

@@ -17,6 +17,7 @@ DropPath::DropPath(double p_) : UnaryModule("DropPath"), p(p_) {
 
 Tensor DropPath::forward(const Tensor& x) {
     if (p == 0.0 || !is_training()) return x;
+    require(x.dim() >= 1, "DropPath: expected a batch dim, got a 0-dim tensor");
     Shape mask_shape(x.dim(), 1);
     mask_shape[0] = x.size(0);
     Tensor keep = bernoulli(mask_shape, 1.0 - p, x.dtype()) * (1.0 / (1.0 - p));

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "engine/autograd.h"
 #include "engine/error.h"
@@ -26,6 +27,9 @@ void assign(Tensor& t, const Tensor& values) {
 
 // Inverse of the error function, by Newton steps from a good start (Giles' approximation).
 double erfinv(double y) {
+    // the ends of the range map to infinities (the caller clamps them to its bounds)
+    if (y <= -1.0) return -std::numeric_limits<double>::infinity();
+    if (y >= 1.0) return std::numeric_limits<double>::infinity();
     double w = -std::log((1.0 - y) * (1.0 + y)), x;
     if (w < 5.0) {
         w -= 2.5;

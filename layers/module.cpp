@@ -126,6 +126,7 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
         if (it == state.end()) continue;
         Tensor src = it->second.to(t.dtype());
         Tensor dst = t;
+        if (src.raw_data() == dst.raw_data()) continue;  // loading a module's own state
         std::memcpy(dst.raw_data(), src.raw_data(),
                     static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype()));
     }

@@ -95,3 +95,26 @@ TEST_CASE("autograd: a branch that gets no gradient does not stall the rest") {
     CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 2, 2});
     (void)unused;
 }
+
+TEST_CASE("autograd: two leaves fed by one add get gradients they own") {
+    Tensor a = from_vector<double>({1, 2}).set_requires_grad();
+    Tensor b = from_vector<double>({3, 4}).set_requires_grad();
+    Tensor upstream = from_vector<double>({1, 1});
+    (a + b).backward(upstream);
+    CHECK_FALSE(a.grad().same(b.grad()));
+    CHECK(a.grad().raw_data() != b.grad().raw_data());
+    CHECK(a.grad().raw_data() != upstream.raw_data());  // the caller's tensor is not adopted
+    CHECK_THROWS_WITH_AS((a * 2.0).backward(from_vector<float>({1, 1})),
+                         doctest::Contains("upstream gradient is float32"), Error);
+}
+
+TEST_CASE("parallel_for: an exception in a chunk reaches the caller") {
+    const int before = num_threads();
+    set_num_threads(2);
+    CHECK_THROWS_WITH_AS(parallel_for(0, 100, 1,
+                                      [](std::int64_t b, std::int64_t) {
+                                          if (b == 37) fail("chunk 37 failed");
+                                      }),
+                         doctest::Contains("chunk 37 failed"), Error);
+    set_num_threads(before);
+}

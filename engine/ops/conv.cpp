@@ -242,7 +242,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                           bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
     });
     // each output element is a dot product over (C / groups) * kh * kw taps
-    add_flops(2 * y.numel() * weight.numel() / weight.size(0));
+    if (weight.size(0) > 0) add_flops(2 * y.numel() * (weight.numel() / weight.size(0)));
 
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
     const bool need_b = bias.defined() && bias.requires_grad();
