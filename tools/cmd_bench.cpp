@@ -73,7 +73,8 @@ int run_bench(const std::vector<std::string>& args) {
         }
     }
     const double step_rate = static_cast<double>(steps * batch) / seconds;
-    std::printf("training: %.0f images/s (%s, forward+backward+SGD, %d threads; forward %.1f GFLOP/s)\n",
+    std::printf("training: %.0f images/s (%s, forward+backward+SGD, %d threads; the forward "
+                "products alone are %.1f GFLOP/s of step time)\n",
                 step_rate, opts.get("model").c_str(), num_threads(), flops / seconds / 1e9);
     std::printf("the loader delivers %.0fx what the training step consumes\n", loader_rate / step_rate);
     return 0;
