@@ -101,3 +101,13 @@ TEST_CASE("cli: infer refuses bad input with a message, a non-zero exit and no o
         CHECK_FALSE(fs::exists(out));
     }
 }
+
+TEST_CASE("cli: train --data names the dataset directory (as data.path) and is checked first") {
+    TempDir dir;
+    const std::string config = std::string(RETORT_FIXTURES_DIR) + "/../../tools/demo-fashion.conf";
+    CliRun r = run_retort("train --config " + config + " --data " + (dir / "nowhere") + " --out " +
+                          (dir / "run"));
+    CHECK(r.status != 0);
+    CHECK(r.output.find("dataset directory '" + (dir / "nowhere") + "' does not exist") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "run"));
+}

@@ -1,7 +1,7 @@
 // tools/cmd_train.cpp: `retort train`: trains a model from a config file and writes a run
 // directory (config, metrics.csv, best.safetensors, last.safetensors), or continues one.
 //
-//   retort train --config FILE [--set section.key=value ...] [--out RUN_DIR]
+//   retort train --config FILE [--data DIR] [--set section.key=value ...] [--out RUN_DIR]
 //   retort train --resume RUN_DIR [--set run.epochs=N ...]
 //
 // Everything is checked before the first step and before any file is written: the config (types,
@@ -93,6 +93,7 @@ int run_train(const std::vector<std::string>& raw_args) {
     Options opts("train", args,
                  {{"config", "", "config file ([section] and key = value lines; keys below)"},
                   {"out", "", "run directory (default: run.dir, or runs/<model>-<timestamp>)"},
+                  {"data", "", "dataset directory: the same as --set data.path=DIR"},
                   {"resume", "", "continue the run in this directory from its last.safetensors"}});
     if (opts.help_requested()) {
         std::printf("  --set        section.key=value, overrides the config (repeatable)\n\n"
@@ -115,12 +116,15 @@ int run_train(const std::vector<std::string>& raw_args) {
                 " has no last.safetensors: the run saved no checkpoint yet (it saves one at the end "
                 "of every epoch)");
         config.load_file(saved.string());
-        apply_resume_overrides(config, overrides);
+        std::vector<std::string> resume_overrides = overrides;
+        if (!opts.get("data").empty()) resume_overrides.push_back("data.path=" + opts.get("data"));
+        apply_resume_overrides(config, resume_overrides);
         config.set("run.dir", resume_dir, "--resume");  // where the run lives now
         return train(config, resume_dir, true);
     }
 
     config.load_file(config_path);
+    if (!opts.get("data").empty()) config.apply_override("data.path=" + opts.get("data"));
     for (const std::string& assignment : overrides) config.apply_override(assignment);
     const TrainConfig tc = read_train_config(config);  // every value checked before anything runs
     std::string run_dir = opts.get("out");
