@@ -59,7 +59,7 @@ Config train_config_schema() {
     milestones.help = "multistep: epochs at which lr is multiplied by gamma";
     milestones.validate = [](const std::string& text) -> std::string {
         if (parse_milestones(text)) return "";
-        return "must be increasing positive whole epochs separated by commas, got '" + text + "'";
+        return "must be increasing whole epochs in [1, 100000] separated by commas, got '" + text + "'";
     };
     c.declare(std::move(milestones));
 
@@ -83,7 +83,9 @@ std::optional<std::vector<std::int64_t>> parse_milestones(const std::string& tex
         item = b == std::string::npos ? "" : item.substr(b, e - b + 1);
         std::int64_t m = 0;
         auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), m);
+        // epochs are at most 100000 (run.epochs' bound), so milestone * steps cannot overflow
         if (item.empty() || error != std::errc() || end != item.data() + item.size() || m <= 0 ||
+            m > 100000 ||
             (!out.empty() && m <= out.back()))
             return std::nullopt;
         out.push_back(m);

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "engine/autograd.h"
+#include "distill/checkpoint.h"
 #include "engine/io/safetensors.h"
 #include "engine/random.h"
 #include "models/registry.h"
@@ -46,7 +47,8 @@ int run_infer(const std::vector<std::string>& args) {
     std::shared_ptr<Model> model = create_model(opts.get("model"));
     const std::vector<std::string> tap_names = split_list(opts.get("taps"));
     model->check_taps(tap_names);
-    if (!opts.get("weights").empty()) model->load_state_dict(load_safetensors(opts.get("weights")));
+    // a weights file (PyTorch state dict, best.safetensors) or a training checkpoint (last.safetensors)
+    if (!opts.get("weights").empty()) model->load_state_dict(load_model_weights(opts.get("weights")));
 
     std::map<std::string, Tensor> inputs = load_safetensors(opts.get("input"));
     require(inputs.count("input"), "infer: ", opts.get("input"), " has no tensor named 'input'");

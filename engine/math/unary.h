@@ -3,6 +3,9 @@
 //     forward(x)          -> y
 //     backward(x, y, dy)  -> dx      (x the input, y the output, dy the output's gradient)
 // Both are RETORT_HD: the CPU loops and the CUDA kernels call these same functions.
+// Each also says which of x and y its derivative reads (uses_x, uses_y), so the autograd node saves
+// only those: relu's derivative is read off its output, so a ReLU after a BatchNorm does not keep
+// the BatchNorm's output alive. An unused argument is passed as 0.
 // References: the formulas of torch.nn.functional and PyTorch's derivatives.yaml.
 #pragma once
 
@@ -13,26 +16,32 @@
 namespace retort::math {
 
 struct Neg {
+    static constexpr bool uses_x = false, uses_y = false;
     template <class T> RETORT_HD T forward(T x) const { return -x; }
     template <class T> RETORT_HD T backward(T, T, T dy) const { return -dy; }
 };
 struct Exp {
+    static constexpr bool uses_x = false, uses_y = true;
     template <class T> RETORT_HD T forward(T x) const { return std::exp(x); }
     template <class T> RETORT_HD T backward(T, T y, T dy) const { return dy * y; }
 };
 struct Log {
+    static constexpr bool uses_x = true, uses_y = false;
     template <class T> RETORT_HD T forward(T x) const { return std::log(x); }
     template <class T> RETORT_HD T backward(T x, T, T dy) const { return dy / x; }
 };
 struct Sqrt {
+    static constexpr bool uses_x = false, uses_y = true;
     template <class T> RETORT_HD T forward(T x) const { return std::sqrt(x); }
     template <class T> RETORT_HD T backward(T, T y, T dy) const { return dy / (T(2) * y); }
 };
 struct Rsqrt {
+    static constexpr bool uses_x = false, uses_y = true;
     template <class T> RETORT_HD T forward(T x) const { return T(1) / std::sqrt(x); }
     template <class T> RETORT_HD T backward(T, T y, T dy) const { return T(-0.5) * dy * y * y * y; }
 };
 struct Abs {
+    static constexpr bool uses_x = true, uses_y = false;
     template <class T> RETORT_HD T forward(T x) const { return std::abs(x); }
     // d|x|/dx = sign(x), and 0 at 0 as in PyTorch
     template <class T> RETORT_HD T backward(T x, T, T dy) const {
@@ -40,6 +49,7 @@ struct Abs {
     }
 };
 struct PowScalar {
+    static constexpr bool uses_x = true, uses_y = false;
     double exponent;
     template <class T> RETORT_HD T forward(T x) const { return std::pow(x, T(exponent)); }
     template <class T> RETORT_HD T backward(T x, T, T dy) const {
@@ -49,6 +59,7 @@ struct PowScalar {
 };
 // clamp(x, lo, hi); the gradient passes where lo <= x <= hi (PyTorch's convention at the edges).
 struct Clamp {
+    static constexpr bool uses_x = true, uses_y = false;
     double lo, hi;  // -inf / +inf when a side is open
     template <class T> RETORT_HD T forward(T x) const {
         if (std::isnan(x)) return x;
@@ -61,18 +72,21 @@ struct Clamp {
 
 // ---- activations ----
 struct Relu {
+    static constexpr bool uses_x = false, uses_y = true;
     template <class T> RETORT_HD T forward(T x) const { return x > T(0) ? x : T(0); }
-    template <class T> RETORT_HD T backward(T x, T, T dy) const { return x > T(0) ? dy : T(0); }
+    template <class T> RETORT_HD T backward(T, T y, T dy) const { return y > T(0) ? dy : T(0); }
 };
 struct Relu6 {
+    static constexpr bool uses_x = false, uses_y = true;
     template <class T> RETORT_HD T forward(T x) const {
         return x < T(0) ? T(0) : (x > T(6) ? T(6) : x);
     }
-    template <class T> RETORT_HD T backward(T x, T, T dy) const {
-        return (x > T(0) && x < T(6)) ? dy : T(0);
+    template <class T> RETORT_HD T backward(T, T y, T dy) const {
+        return (y > T(0) && y < T(6)) ? dy : T(0);  // same as 0 < x < 6
     }
 };
 struct LeakyRelu {
+    static constexpr bool uses_x = true, uses_y = false;
     double slope;
     template <class T> RETORT_HD T forward(T x) const { return x > T(0) ? x : x * T(slope); }
     template <class T> RETORT_HD T backward(T x, T, T dy) const {
@@ -81,6 +95,7 @@ struct LeakyRelu {
 };
 // gelu(x) = x * Phi(x), Phi the standard normal CDF (the exact, erf form).
 struct GeluErf {
+    static constexpr bool uses_x = true, uses_y = false;
     template <class T> RETORT_HD T forward(T x) const {
         return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
     }
@@ -92,6 +107,7 @@ struct GeluErf {
 };
 // gelu with the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 struct GeluTanh {
+    static constexpr bool uses_x = true, uses_y = false;
     template <class T> RETORT_HD T forward(T x) const {
         T inner = T(0.79788456080286535588) * (x + T(0.044715) * x * x * x);
         return T(0.5) * x * (T(1) + std::tanh(inner));
@@ -104,10 +120,12 @@ struct GeluTanh {
     }
 };
 struct Sigmoid {
+    static constexpr bool uses_x = false, uses_y = true;
     template <class T> RETORT_HD T forward(T x) const { return T(1) / (T(1) + std::exp(-x)); }
     template <class T> RETORT_HD T backward(T, T y, T dy) const { return dy * y * (T(1) - y); }
 };
 struct Silu {  // x * sigmoid(x), also called swish
+    static constexpr bool uses_x = true, uses_y = false;
     template <class T> RETORT_HD T forward(T x) const { return x / (T(1) + std::exp(-x)); }
     template <class T> RETORT_HD T backward(T x, T, T dy) const {
         T s = T(1) / (T(1) + std::exp(-x));
@@ -115,11 +133,13 @@ struct Silu {  // x * sigmoid(x), also called swish
     }
 };
 struct Tanh {
+    static constexpr bool uses_x = false, uses_y = true;
     template <class T> RETORT_HD T forward(T x) const { return std::tanh(x); }
     template <class T> RETORT_HD T backward(T, T y, T dy) const { return dy * (T(1) - y * y); }
 };
 // hardswish(x) = x * relu6(x + 3) / 6 (MobileNetV3)
 struct Hardswish {
+    static constexpr bool uses_x = true, uses_y = false;
     template <class T> RETORT_HD T forward(T x) const {
         T r = x + T(3);
         r = r < T(0) ? T(0) : (r > T(6) ? T(6) : r);
@@ -133,6 +153,7 @@ struct Hardswish {
 };
 // hardsigmoid(x) = relu6(x + 3) / 6
 struct Hardsigmoid {
+    static constexpr bool uses_x = true, uses_y = false;
     template <class T> RETORT_HD T forward(T x) const {
         T r = x + T(3);
         r = r < T(0) ? T(0) : (r > T(6) ? T(6) : r);

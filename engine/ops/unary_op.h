@@ -2,7 +2,8 @@
 //
 // unary_op(x, name, f) computes y = f.forward(x) elementwise and records a node whose backward
 // computes dx = f.backward(x, y, dy) elementwise. f is a functor from engine/math/unary.h.
-// Saved for backward: x and y (views of existing tensors, so no copies).
+// Saved for backward: x and/or y, whichever the functor's derivative reads (F::uses_x, F::uses_y);
+// they are views of existing tensors, so nothing is copied, but saving one keeps it alive.
 #pragma once
 
 #include "engine/autograd.h"
@@ -18,16 +19,20 @@ Tensor unary_op(const Tensor& x, const char* name, F f) {
     visit_floating(x.dtype(), name, [&]<class T>(Type<T>) {
         cpu::map(x.data<T>(), y.data<T>(), x.numel(), [f](T v) { return f.template forward<T>(v); });
     });
-    record(y, name, {x}, [sx = x.detach(), sy = y.detach(), f](const Tensor& dy) {
-        Tensor dx = Tensor::empty(sx.shape(), sx.dtype());
-        visit_floating(sx.dtype(), "backward", [&]<class T>(Type<T>) {
-            const T* xs = sx.data<T>();
-            const T* ys = sy.data<T>();
+    if (!needs_grad({x})) return y;
+    record(y, name, {x},
+           [sx = F::uses_x ? x.detach() : Tensor(), sy = F::uses_y ? y.detach() : Tensor(),
+            f](const Tensor& dy) {
+        Tensor dx = Tensor::empty(dy.shape(), dy.dtype());
+        visit_floating(dy.dtype(), "backward", [&]<class T>(Type<T>) {
+            const T* xs = F::uses_x ? sx.template data<T>() : nullptr;
+            const T* ys = F::uses_y ? sy.template data<T>() : nullptr;
             const T* gs = dy.data<T>();
             T* out = dx.data<T>();
-            parallel_for(0, sx.numel(), 16384, [&](std::int64_t b, std::int64_t e) {
+            parallel_for(0, dy.numel(), 16384, [&](std::int64_t b, std::int64_t e) {
                 for (std::int64_t i = b; i < e; ++i)
-                    out[i] = f.template backward<T>(xs[i], ys[i], gs[i]);
+                    out[i] = f.template backward<T>(F::uses_x ? xs[i] : T(0),
+                                                    F::uses_y ? ys[i] : T(0), gs[i]);
             });
         });
         return std::vector<Tensor>{dx};
