@@ -196,28 +196,43 @@ void conv2d_grad_input(const ConvShape& s, const T* dy, const T* w, T* dx) {
     });
 }
 
-// dW_g = sum over images b = 0, 1, ... of dy_g[b] col[b]^T. Each group's sum is made by one
-// thread in image order (so it is reproducible); groups run in parallel when there are many.
+// dW_g = sum over images b of dy_g[b] col[b]^T. The batch is cut into fixed runs of
+// kImagesPerPartial images; each (run, group) sums its images in order into a partial result,
+// the runs work in parallel, and the partials are added in run order. The cut depends only on
+// the batch size, so the result is the same for any thread count.
+constexpr std::int64_t kImagesPerPartial = 8;
+
 template <class T>
 void conv2d_grad_weight(const ConvShape& s, const T* x, const T* dy, T* dw) {
     if (s.depthwise()) return cpu::depthwise_grad_weight(s.depthwise_shape(), x, dy, dw);
     const std::int64_t og = s.out_per_group(), taps = s.taps(), n = s.positions();
-    std::fill(dw, dw + s.O * taps, T(0));  // stays zero for an empty batch
-    auto group_sum = [&](std::int64_t g) {
-        for (std::int64_t b = 0; b < s.B; ++b) {
+    const std::int64_t weights = s.O * taps;
+    std::fill(dw, dw + weights, T(0));  // stays zero for an empty batch
+    if (s.B == 0) return;
+    const std::int64_t runs = (s.B + kImagesPerPartial - 1) / kImagesPerPartial;
+    std::vector<T> partial(static_cast<std::size_t>(runs * weights));
+    auto run_sum = [&](std::int64_t run, std::int64_t g) {
+        T* out = partial.data() + run * weights + g * og * taps;
+        const std::int64_t first = run * kImagesPerPartial;
+        const std::int64_t last = std::min(s.B, first + kImagesPerPartial);
+        for (std::int64_t b = first; b < last; ++b) {
             const T* col = col_of(s, x + (b * s.C + g * s.in_per_group()) * s.H * s.W);
             cpu::gemm(false, true, og, taps, n, T(1), dy + (b * s.O + g * og) * n, n, col, n,
-                      b == 0 ? T(0) : T(1), dw + g * og * taps, taps);
+                      b == first ? T(0) : T(1), out, taps);
         }
     };
-    if (s.groups > 1 && s.groups >= num_threads()) {
-        const std::int64_t grain = grain_for(group_flops(s) * s.B, kFlopsPerChunk);
-        parallel_for(0, s.groups, grain, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t g = b; g < e; ++g) group_sum(g);
-        });
-    } else {
-        for (std::int64_t g = 0; g < s.groups; ++g) group_sum(g);
-    }
+    const std::int64_t pairs = runs * s.groups;
+    const std::int64_t grain = grain_for(group_flops(s) * kImagesPerPartial, kFlopsPerChunk);
+    parallel_for(0, pairs, grain, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t p = b; p < e; ++p) run_sum(p / s.groups, p % s.groups);
+    });
+    parallel_for(0, weights, 4096, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) {
+            T total = partial[i];
+            for (std::int64_t run = 1; run < runs; ++run) total += partial[run * weights + i];
+            dw[i] = total;
+        }
+    });
 }
 
 // db[o] = sum over images of (sum over positions of dy[b][o]), each in fixed chunks.
