@@ -2,6 +2,7 @@
 // arguments and capturing its output and exit status, and a scratch directory removed afterwards.
 #pragma once
 
+#include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace retort::testing {
 
@@ -32,6 +35,18 @@ inline CliRun run_retort(const std::string& args) {
     text << in.rdbuf();
     fs::remove(log);
     return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
+}
+
+// Every run must have failed (non-zero exit) with a message containing its expected text, and
+// left no file at `output`: bad input never produces a half-made result.
+inline void check_refused(const std::vector<std::pair<CliRun, std::string>>& cases,
+                          const std::string& output) {
+    for (const auto& [run, expected] : cases) {
+        CAPTURE(run.output);
+        CHECK(run.status != 0);
+        CHECK(run.output.find(expected) != std::string::npos);
+        CHECK_FALSE(std::filesystem::exists(output));
+    }
 }
 
 // A fresh, empty directory for one test, removed with everything in it at the end.

@@ -94,12 +94,7 @@ TEST_CASE("cli: infer refuses bad input with a message, a non-zero exit and no o
         {run_retort("infer --model resnet8 --bogus 1"), "unknown option --bogus"},
         {run_retort("frobnicate"), "unknown command 'frobnicate'"},
     };
-    for (const auto& [r, expected] : cases) {
-        CAPTURE(r.output);
-        CHECK(r.status != 0);
-        CHECK(r.output.find(expected) != std::string::npos);
-        CHECK_FALSE(fs::exists(out));
-    }
+    retort::testing::check_refused(cases, out);
 }
 
 TEST_CASE("cli: train --data names the dataset directory (as data.path) and is checked first") {

@@ -348,12 +348,7 @@ TEST_CASE("train: absurd configs, bad specs and bad data are refused before a ru
         {run_retort("train"), "give --config FILE to start a run, or --resume RUN_DIR"},
         {run_retort("train --config a --resume b"), "(not both)"},
     };
-    for (const auto& [r, expected] : cases) {
-        CAPTURE(r.output);
-        CHECK(r.status != 0);
-        CHECK(r.output.find(expected) != std::string::npos);
-        CHECK_FALSE(fs::exists(out));
-    }
+    retort::testing::check_refused(cases, out);
     // An existing, non-empty directory is never overwritten.
     fs::create_directories(out);
     write_file(out + "/notes.txt", "keep me");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/bench-fashion.sh: trains resnet20 on Fashion-MNIST with retort and with PyTorch (Debian's
 # python3-torch, same recipe, same thread count), one after the other in the same run, and prints
-# both results side by side. Takes about half an hour on 2 cores.
+# both results side by side. Takes about 15 minutes on 2 cores.
 #   EPOCHS (5), THREADS (2), OUT (runs/bench-fashion-<time>)
 set -euo pipefail
 cd "$(dirname "$0")/.."
