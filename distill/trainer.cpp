@@ -144,12 +144,15 @@ DatasetSplits open_data(const TrainConfig& config) {
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig::Optim& o,
-                                          const std::vector<Tensor>& params) {
+                                          const std::vector<std::pair<std::string, Tensor>>& params) {
     std::vector<ParamGroupSpec> groups;
-    if (o.decay_norm_and_bias)
-        groups.push_back({params, std::nullopt, std::nullopt});
-    else
+    if (o.decay_norm_and_bias) {
+        std::vector<Tensor> all;
+        for (const auto& [_, p] : params) all.push_back(p);
+        groups.push_back({all, std::nullopt, std::nullopt});
+    } else {
         groups = weight_decay_groups(params);
+    }
     // weight_decay_groups() may leave a group empty (a model without biases); drop it.
     std::erase_if(groups, [](const ParamGroupSpec& g) { return g.params.empty(); });
     if (o.name == "adamw") {
@@ -253,7 +256,7 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
 
     check_model_fits_data();
     params_ = model_->parameters();
-    optimizer_ = make_optimizer(config_.optim, params_);
+    optimizer_ = make_optimizer(config_.optim, model_->named_parameters());
     schedule_ = make_schedule(config_.schedule, config_.run.epochs, steps_per_epoch_);
     const double smoothing = config_.optim.label_smoothing;
     loss_ = [smoothing](Model& m, const Batch& b, const StepContext&) {

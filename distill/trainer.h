@@ -74,8 +74,9 @@ LossOutput classification_loss(Model& model, const Batch& batch, double label_sm
 // generator with run.seed first, so the initial weights follow from the seed.
 std::shared_ptr<Model> build_model(const TrainConfig& config);
 DatasetSplits open_data(const TrainConfig& config);
+// Parameters by name (as Module::named_parameters()), so the weight-decay split can follow names.
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig::Optim& optim,
-                                          const std::vector<Tensor>& params);
+                                          const std::vector<std::pair<std::string, Tensor>>& params);
 // The schedule in steps: epochs in the config (warmup, step_size, milestones) times
 // steps_per_epoch; the cosine spans all epochs * steps_per_epoch steps.
 std::unique_ptr<LrSchedule> make_schedule(const TrainConfig::Schedule& schedule,

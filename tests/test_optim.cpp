@@ -546,3 +546,15 @@ TEST_CASE("optim: clip_grad_norm rejects a bad norm type or max_norm") {
                          doctest::Contains("clip_grad_norm: parameter 0 is an undefined tensor"),
                          Error);
 }
+
+TEST_CASE("optim: weight_decay_groups by name leaves ViT tokens and positions undecayed, as timm") {
+    Tensor pos = zeros({1, 5, 4}), qkv = zeros({12, 4}), cls = zeros({1, 1, 4}), bias = zeros({4});
+    std::vector<std::pair<std::string, Tensor>> named = {
+        {"pos_embed", pos}, {"blocks.0.attn.qkv.weight", qkv}, {"cls_token", cls}, {"norm.bias", bias}};
+    std::vector<ParamGroupSpec> groups = weight_decay_groups(named);
+    REQUIRE(groups.size() == 2);
+    REQUIRE(groups[0].params.size() == 1);
+    CHECK(groups[0].params[0].same(qkv));
+    CHECK(groups[1].params.size() == 3);
+    CHECK(groups[1].weight_decay == 0.0);
+}

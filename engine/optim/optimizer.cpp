@@ -19,6 +19,22 @@ std::vector<ParamGroupSpec> weight_decay_groups(const std::vector<Tensor>& param
     return {decayed, not_decayed};
 }
 
+std::vector<ParamGroupSpec> weight_decay_groups(
+    const std::vector<std::pair<std::string, Tensor>>& named_params) {
+    auto ends_with = [](const std::string& name, const std::string& suffix) {
+        return name.size() >= suffix.size() &&
+               name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    ParamGroupSpec decayed, not_decayed;
+    not_decayed.weight_decay = 0.0;
+    for (const auto& [name, p] : named_params) {
+        const bool token_or_position = ends_with(name, "pos_embed") ||
+                                       ends_with(name, "cls_token") || ends_with(name, "dist_token");
+        (p.dim() >= 2 && !token_or_position ? decayed : not_decayed).params.push_back(p);
+    }
+    return {decayed, not_decayed};
+}
+
 void Optimizer::require_non_negative(double value, const char* what) const {
     require(value >= 0, name_, ": ", what, " must be >= 0, got ", value);
 }

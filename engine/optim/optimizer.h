@@ -26,6 +26,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -51,6 +52,10 @@ struct ParamGroup {
 // scales (dim <= 1) are not. Returns two groups, always in this order: {decayed, not decayed};
 // the second has weight_decay = 0, the first takes the optimizer's weight decay.
 std::vector<ParamGroupSpec> weight_decay_groups(const std::vector<Tensor>& params);
+// The same split by name: also leaves undecayed the tensors timm's ViT/DeiT exclude from weight
+// decay (names ending in pos_embed, cls_token or dist_token), whatever their rank.
+std::vector<ParamGroupSpec> weight_decay_groups(
+    const std::vector<std::pair<std::string, Tensor>>& named_params);
 
 // What an optimizer keeps for one parameter.
 struct ParamState {
