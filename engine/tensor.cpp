@@ -1,6 +1,9 @@
 // engine/tensor.cpp: the Tensor handle: accessors, views, copies, dtype conversion, printing.
 #include "engine/tensor.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstring>
 #include <iomanip>
 #include <sstream>
@@ -10,13 +13,26 @@
 
 namespace retort {
 
+namespace {
+// The machine's physical memory (at most 1 TiB): no single tensor may be larger.
+std::int64_t allocation_limit_bytes() {
+    constexpr std::int64_t kCap = std::int64_t(1) << 40;
+    const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page_size <= 0) return kCap;
+    return std::min<std::int64_t>(kCap, static_cast<std::int64_t>(pages) * page_size);
+}
+}  // namespace
+
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
     auto impl = std::make_shared<TensorImpl>();
     const std::int64_t n = shape_numel(shape);
-    // refuse absurd sizes with a message instead of a failed allocation deep in the system
-    constexpr std::int64_t kMaxBytes = std::int64_t(1) << 40;  // 1 TiB
-    require(n <= kMaxBytes / static_cast<std::int64_t>(dtype_size(dtype)), "tensor of shape ",
-            shape_str(shape), " (", dtype_name(dtype), ") is too large to allocate");
+    // Refuse absurd sizes with a message, not with a failed allocation or, since Linux overcommits
+    // memory, with the process killed later when the pages are touched.
+    static const std::int64_t max_bytes = allocation_limit_bytes();
+    require(n <= max_bytes / static_cast<std::int64_t>(dtype_size(dtype)), "tensor of shape ",
+            shape_str(shape), " (", dtype_name(dtype), ") needs ",
+            static_cast<double>(n) * dtype_size(dtype) / (1 << 30), " GiB, more than this machine's ",
+            static_cast<double>(max_bytes) / (1 << 30), " GiB of memory");
     impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(n) * dtype_size(dtype), device);
     impl->shape = shape;
     impl->dtype = dtype;

@@ -118,3 +118,9 @@ TEST_CASE("parallel_for: an exception in a chunk reaches the caller") {
                          doctest::Contains("chunk 37 failed"), Error);
     set_num_threads(before);
 }
+
+TEST_CASE("tensor: a tensor larger than the machine's memory is refused with a message") {
+    CHECK_THROWS_WITH_AS(Tensor::empty({1 << 20, 1 << 20, 1 << 10}), doctest::Contains("more than this machine's"), Error);
+    CHECK_THROWS_WITH_AS(zeros({-1, 3}), doctest::Contains("sizes must be non-negative"), Error);
+    CHECK_THROWS_WITH_AS(zeros({std::int64_t(1) << 62, 8}), doctest::Contains("overflows"), Error);
+}
