@@ -121,6 +121,9 @@ void restore_checkpoint(const Checkpoint& c, const std::string& path, Model& mod
         require(it != c.model.end(), "checkpoint ", path, " lacks model tensor '", name, "'");
         require(it->second.shape() == t.shape(), "checkpoint ", path, ": model tensor '", name,
                 "' is ", shape_str(it->second.shape()), ", the model's is ", shape_str(t.shape()));
+        require(is_floating(it->second.dtype()) == is_floating(t.dtype()), "checkpoint ", path,
+                ": model tensor '", name, "' is ", dtype_name(it->second.dtype()),
+                ", the model's is ", dtype_name(t.dtype()));
     }
     require(c.model.size() == expected.size(), "checkpoint ", path, " holds ", c.model.size(),
             " model tensors, the model has ", expected.size());

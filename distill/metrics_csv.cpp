@@ -232,7 +232,10 @@ std::vector<MetricsRow> read_metrics_csv(const std::string& path) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
         MetricsRow& r = rows[i];
         r.epoch = column("epoch")[i];
-        r.step = static_cast<std::int64_t>(column("step")[i]);
+        const double step = column("step")[i];
+        require(std::isfinite(step) && step >= 0 && step <= 9.0e15 && step == std::floor(step),
+                path, ": row ", i + 1, ": step must be a whole number >= 0, got ", step);
+        r.step = static_cast<std::int64_t>(step);
         r.split = table.split[i];
         r.loss = column("loss")[i];
         r.top1 = column("top1")[i];

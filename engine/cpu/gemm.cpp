@@ -72,7 +72,7 @@ template <class T, int MR, int NR>
     T acc[MR][NR] = {};
     for (std::int64_t k = 0; k < kc; ++k, a += MR, b += NR)
         for (int i = 0; i < MR; ++i)
-#if defined(_OPENMP)
+#if defined(_OPENMP) || defined(RETORT_OPENMP_SIMD)
 #pragma omp simd
 #endif
             for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];

@@ -264,6 +264,10 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<std::int64_t, 2> output_s
     require(output_size[0] >= 1 && output_size[1] >= 1,
             "adaptive_avg_pool2d: output size must be positive, got ",
             pair_str(output_size[0], output_size[1]), " for input ", shape_str(x.shape()));
+    // the window tables grow with the output size, and (i + 1) * H must not overflow
+    require(output_size[0] <= (std::int64_t(1) << 24) && output_size[1] <= (std::int64_t(1) << 24),
+            "adaptive_avg_pool2d: output size ", pair_str(output_size[0], output_size[1]),
+            " is too large");
     p.rows = adaptive_axis(p.H, output_size[0]);
     p.cols = adaptive_axis(p.W, output_size[1]);
     set_out_shape(p, x);
