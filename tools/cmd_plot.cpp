@@ -110,6 +110,9 @@ struct Axis {
 };
 
 Axis nice_axis(double lo, double hi, int target_ticks) {
+    // values near the limits of double would overflow hi - lo (and every tick after it)
+    require(std::isfinite(lo) && std::isfinite(hi) && std::fabs(lo) < 1e150 && std::fabs(hi) < 1e150,
+            "plot: values out of the range that can be drawn (", lo, " to ", hi, ")");
     if (!(hi > lo)) {  // one value: open a window around it
         const double pad = lo == 0 ? 1 : std::fabs(lo) * 0.1;
         lo -= pad;
