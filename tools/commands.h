@@ -22,6 +22,7 @@ int run_bench(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_plot(const std::vector<std::string>& args);
+int run_objective(const std::vector<std::string>& args);
 
 inline const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
@@ -31,6 +32,8 @@ inline const std::vector<Command>& commands() {
         {"infer", "run a model on a safetensors input and write logits and taps", run_infer},
         {"train", "train a model from a config into a run directory, or resume one", run_train},
         {"eval", "loss, top-1 and top-5 of a model's weights on a dataset split", run_eval},
+        {"objective", "evaluate one distillation objective on tensors from a safetensors file, with gradients",
+         run_objective},
         {"plot", "draw the loss and accuracy curves of training runs into a PNG", run_plot},
         {"bench", "measure the data loader's images/s against the training step's", run_bench},
         {"version", "print the version and how this binary was built", run_version},
