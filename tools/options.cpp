@@ -1,6 +1,7 @@
 // tools/options.cpp: parsing and checking of `--name value` options.
 #include "tools/options.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -18,20 +19,33 @@ Options::Options(std::string command, const std::vector<std::string>& args,
         const std::string& a = args[i];
         if (a == "--help" || a == "-h") {
             std::printf("usage: retort %s [options]\n\noptions:\n", command_.c_str());
-            for (const OptionSpec& s : specs_)
-                std::printf("  --%-10s %s (default %s)\n", s.name.c_str(), s.help.c_str(),
-                            s.default_value.c_str());
+            for (const OptionSpec& s : specs_) {
+                if (s.flag)
+                    std::printf("  --%-10s %s\n", s.name.c_str(), s.help.c_str());
+                else
+                    std::printf("  --%-10s %s (default %s)\n", s.name.c_str(), s.help.c_str(),
+                                s.default_value.c_str());
+            }
             help_ = true;
             return;
         }
         require(a.rfind("--", 0) == 0, "unexpected argument '", a, "' (options look like --name value)");
         std::string name = a.substr(2), value;
-        if (auto eq = name.find('='); eq != std::string::npos) {  // --name=value
+        const auto eq = name.find('=');
+        if (eq != std::string::npos) {  // --name=value
             value = name.substr(eq + 1);
             name = name.substr(0, eq);
-        } else {
-            require(i + 1 < args.size(), "option --", name, " needs a value");
-            value = args[++i];
+        }
+        const bool is_flag = std::any_of(specs_.begin(), specs_.end(), [&](const OptionSpec& s) {
+            return s.name == name && s.flag;
+        });
+        if (eq == std::string::npos) {
+            if (is_flag) {
+                value = "true";
+            } else {
+                require(i + 1 < args.size(), "option --", name, " needs a value");
+                value = args[++i];
+            }
         }
         bool known = false;
         for (std::size_t k = 0; k < specs_.size(); ++k)
@@ -72,6 +86,13 @@ double Options::get_double(const std::string& name, double min, double max) cons
             " must be a number, got '", v, "'");
     require(x >= min && x <= max, "option --", name, " must be in [", min, ", ", max, "], got ", x);
     return x;
+}
+
+bool Options::get_flag(const std::string& name) const {
+    const std::string v = get(name);
+    if (v == "true" || v == "1" || v == "yes") return true;
+    if (v == "false" || v == "0" || v == "no" || v.empty()) return false;
+    fail("option --", name, " is true or false, got '", v, "'");
 }
 
 }  // namespace retort::cli

@@ -10,6 +10,7 @@ namespace retort::cli {
 
 struct OptionSpec {
     std::string name, default_value, help;
+    bool flag = false;  // takes no value: `--json` means "true" (`--json=false` is allowed)
 };
 
 class Options {
@@ -21,6 +22,7 @@ public:
     std::string get(const std::string& name) const;
     long long get_int(const std::string& name, long long min, long long max) const;
     double get_double(const std::string& name, double min, double max) const;
+    bool get_flag(const std::string& name) const;  // true / false (also 1 / 0, yes / no)
 
 private:
     std::string command_;

@@ -1,0 +1,136 @@
+// tools/bench_workloads.cpp: timing loops of `retort bench model` and `retort bench kd`.
+#include "tools/bench_workloads.h"
+
+#include <chrono>
+#include <functional>
+
+#include "engine/retort.h"
+#include "models/registry.h"
+
+namespace retort::cli {
+
+namespace {
+
+// "CxHxW" -> {C, H, W}; empty -> the model's own input size.
+Shape parse_input(const std::string& text, const Model& model) {
+    if (text.empty()) {
+        const ModelInfo& info = model.info();
+        return {info.in_chans, info.img_size, info.img_size};
+    }
+    Shape dims;
+    std::size_t pos = 0;
+    while (pos <= text.size()) {
+        const std::size_t end = std::min(text.find('x', pos), text.size());
+        const std::string part = text.substr(pos, end - pos);
+        require(!part.empty() && part.size() <= 5 &&
+                    part.find_first_not_of("0123456789") == std::string::npos && std::stoll(part) > 0,
+                "--input '", text, "' is not CxHxW with sizes from 1 to 99999 (e.g. 3x32x32)");
+        dims.push_back(std::stoll(part));
+        pos = end + 1;
+    }
+    require(dims.size() == 3, "--input '", text, "' is not CxHxW (e.g. 3x32x32)");
+    return dims;
+}
+
+std::string input_text(const Shape& chw) {
+    return cat(chw[0], "x", chw[1], "x", chw[2]);
+}
+
+// Calls step() 3 times untimed, then `steps` times; returns the seconds of the timed ones.
+double time_steps(std::int64_t steps, const std::function<void()>& step) {
+    for (int i = 0; i < 3; ++i) step();
+    const auto start = std::chrono::steady_clock::now();
+    for (std::int64_t i = 0; i < steps; ++i) step();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+struct FixedBatch {
+    Tensor images, labels;
+};
+
+FixedBatch make_batch(std::int64_t batch, const Shape& chw, std::int64_t num_classes) {
+    Generator gen(1234);
+    return {randn({batch, chw[0], chw[1], chw[2]}, DType::f32, &gen),
+            randint(0, num_classes, {batch}, DType::i64, &gen)};
+}
+
+}  // namespace
+
+BenchRecord run_model_bench(const ModelBenchOptions& o) {
+    reset_peak_resident();
+    const double baseline = resident_mib();
+    manual_seed(0);
+    std::shared_ptr<Model> model = create_model(o.spec);
+    const Shape chw = parse_input(o.input, *model);
+    const FixedBatch data = make_batch(o.batch, chw, model->info().num_classes);
+    model->check_input(data.images);
+
+    double seconds = 0;
+    if (o.train) {
+        model->train();
+        SGD optimizer(model->parameters(), SgdOptions{.lr = 0.01, .momentum = 0.9});
+        seconds = time_steps(o.steps, [&] {
+            Tensor loss = cross_entropy(model->forward(data.images), data.labels);
+            optimizer.zero_grad();
+            loss.backward();
+            optimizer.step();
+        });
+    } else {
+        model->eval();
+        NoGradGuard no_grad;
+        seconds = time_steps(o.steps, [&] { model->forward(data.images); });
+    }
+    return BenchRecord("model")
+        .text("model", o.spec)
+        .text("mode", o.train ? "train" : "forward")
+        .integer("batch", o.batch)
+        .text("input", input_text(chw))
+        .integer("threads", num_threads())
+        .number("img_per_s", static_cast<double>(o.steps * o.batch) / seconds)
+        .number("ms_per_step", 1000.0 * seconds / static_cast<double>(o.steps))
+        .number("peak_mib", peak_resident_mib() - baseline);
+}
+
+BenchRecord run_kd_bench(const KdBenchOptions& o) {
+    reset_peak_resident();
+    const double baseline = resident_mib();
+    manual_seed(0);
+    std::shared_ptr<Model> teacher = create_model(o.teacher);
+    std::shared_ptr<Model> student = create_model(o.student);
+    require(teacher->info().num_classes == student->info().num_classes,
+            "bench kd: the teacher has ", teacher->info().num_classes,
+            " classes and the student ", student->info().num_classes);
+    const Shape chw = parse_input(o.input, *student);
+    const FixedBatch data = make_batch(o.batch, chw, student->info().num_classes);
+    teacher->check_input(data.images);
+    student->check_input(data.images);
+    teacher->eval();
+    student->train();
+    SGD optimizer(student->parameters(), SgdOptions{.lr = 0.01, .momentum = 0.9});
+    const double T = o.temperature;
+    const double seconds = time_steps(o.steps, [&] {
+        Tensor teacher_logits;
+        {
+            NoGradGuard no_grad;
+            teacher_logits = teacher->forward(data.images);
+        }
+        Tensor logits = student->forward(data.images);
+        Tensor kd = kl_div(log_softmax(logits * (1.0 / T), 1), softmax(teacher_logits * (1.0 / T), 1),
+                           "batchmean") * (T * T);
+        Tensor loss = cross_entropy(logits, data.labels) + kd;
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step();
+    });
+    return BenchRecord("kd")
+        .text("teacher", o.teacher)
+        .text("student", o.student)
+        .integer("batch", o.batch)
+        .text("input", input_text(chw))
+        .integer("threads", num_threads())
+        .number("img_per_s", static_cast<double>(o.steps * o.batch) / seconds)
+        .number("ms_per_step", 1000.0 * seconds / static_cast<double>(o.steps))
+        .number("peak_mib", peak_resident_mib() - baseline);
+}
+
+}  // namespace retort::cli
