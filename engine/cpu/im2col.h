@@ -8,6 +8,9 @@
 // col2im is its adjoint: every col entry is added back to the x position it was read from, which
 // is what the input gradient needs (dx = col2im(W^T dy)).
 //
+// Both take the row stride of col (ld, at least OH * OW): several images' col matrices can then
+// sit side by side in one wide matrix, so a single product covers a chunk of images.
+//
 // Both are memory-bound copies. im2col threads over rows of col; col2im over channels, with each
 // channel's sums done by one thread in a fixed order, so results do not depend on the threads.
 #pragma once
@@ -44,7 +47,7 @@ inline ValidRange valid_outputs(std::int64_t out_size, std::int64_t in_size, std
 }
 
 template <class T>
-void im2col(const T* x, const ConvGeometry& g, T* col) {
+void im2col(const T* x, const ConvGeometry& g, T* col, std::int64_t ld) {
     const std::int64_t kernel = g.kernel_h * g.kernel_w, cols = g.col_cols();
     parallel_for(0, g.col_rows(), grain_for(cols), [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t r = begin; r < end; ++r) {
@@ -54,7 +57,7 @@ void im2col(const T* x, const ConvGeometry& g, T* col) {
             const std::int64_t col_offset = j * g.dilation_w - g.pad_w;
             const ValidRange rows = valid_outputs(g.out_h, g.height, g.stride_h, row_offset);
             const ValidRange xs = valid_outputs(g.out_w, g.width, g.stride_w, col_offset);
-            T* out = col + r * cols;
+            T* out = col + r * ld;
             std::fill(out, out + rows.first * g.out_w, T(0));
             for (std::int64_t oh = rows.first; oh < rows.last; ++oh) {
                 const T* src = plane + (oh * g.stride_h + row_offset) * g.width + col_offset;
@@ -70,7 +73,7 @@ void im2col(const T* x, const ConvGeometry& g, T* col) {
 
 // x = col2im(col): x is overwritten (not added to).
 template <class T>
-void col2im(const T* col, const ConvGeometry& g, T* x) {
+void col2im(const T* col, const ConvGeometry& g, T* x, std::int64_t ld) {
     const std::int64_t kernel = g.kernel_h * g.kernel_w, cols = g.col_cols();
     const std::int64_t grain = grain_for(kernel * cols);
     parallel_for(0, g.channels, grain, [&](std::int64_t begin, std::int64_t end) {
@@ -79,7 +82,7 @@ void col2im(const T* col, const ConvGeometry& g, T* x) {
             std::fill(plane, plane + g.height * g.width, T(0));
             for (std::int64_t i = 0; i < g.kernel_h; ++i) {
                 for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-                    const T* src = col + ((c * g.kernel_h + i) * g.kernel_w + j) * cols;
+                    const T* src = col + ((c * g.kernel_h + i) * g.kernel_w + j) * ld;
                     const std::int64_t row_offset = i * g.dilation_h - g.pad_h;
                     const std::int64_t col_offset = j * g.dilation_w - g.pad_w;
                     const ValidRange rows =

@@ -6,20 +6,25 @@
 //   -> y (B, O, OH, OW), OH = (H + 2 ph - dh (kh - 1) - 1) / sh + 1 (likewise OW).
 // Matches torch.nn.functional.conv2d (stride, padding, dilation, groups; depthwise is G = C).
 //
-// Method: for each image and group, im2col unrolls the windows into a (C/G kh kw, OH OW) matrix
-// and one gemm gives the group's outputs: y_g = W_g col. A 1x1 kernel with stride 1 and no
-// padding needs no unrolling: the input plane stack already is that matrix. Depthwise convolution
+// Method: im2col unrolls each image's windows into a (C/G kh kw, OH OW) matrix and one gemm gives
+// a group's outputs: y_g = W_g col. Images go in chunks: the col matrices of a chunk's images sit
+// side by side, so one gemm covers them all. Late layers have few positions per image (4 x 4 in
+// a CIFAR ResNet-18's last stage) and a large weight; a gemm per image would pack the whole
+// weight for 16 columns of work, and the weight gradient would read and write all of dW for each
+// image. A one-image chunk of a 1x1 kernel with stride 1 and no padding needs no unrolling: the
+// input plane stack already is that matrix. Depthwise convolution
 // (G = C: one input channel per group) uses direct loops instead, since a gemm with a single
 // input channel would be all copying and no arithmetic (engine/cpu/depthwise.h).
-// Backward:
-//   dx_g = col2im(W_g^T dy_g)                       per image (the transpose is a gemm flag)
-//   dW_g = sum over images, in order, of dy_g col^T  (im2col is recomputed; saving every col
+// Backward, chunk by chunk:
+//   dx_g = col2im(W_g^T dy_g)                        (the transpose is a gemm flag)
+//   dW_g = sum over chunks, in order, of dy_g col^T  (im2col is recomputed; saving every col
 //                                                   would cost kh kw times the input's memory)
 //   db   = dy summed over batch and positions
 // Saved: x (for dW) and weight (for dx), each only when that gradient is needed; detached views.
 // Arithmetic: engine/cpu/gemm.h, engine/cpu/im2col.h, engine/cpu/depthwise.h.
 #include "engine/ops/conv.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "engine/autograd.h"
@@ -121,85 +126,162 @@ ConvShape check_conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias
     return s;
 }
 
-// The multiply-adds of one (image, group) product, to size parallel chunks: starting threads
-// costs microseconds, so a chunk should carry more work than that.
-std::int64_t group_flops(const ConvShape& s) {
-    return 2 * s.out_per_group() * s.taps() * s.positions();
+// Chunks of consecutive images. A chunk aims for kChunkColumns output positions (enough columns
+// for the gemm's register blocks and packing to pay off) while its col matrix stays under
+// kMaxChunkValues. The cut depends only on the shapes, never on the thread count, so results do
+// not either.
+constexpr std::int64_t kChunkColumns = 512;
+constexpr std::int64_t kMaxChunkValues = std::int64_t(1) << 21;  // 8 MiB of f32
+
+struct ImageChunks {
+    std::int64_t images = 1;  // per chunk (the last may have fewer)
+    std::int64_t count = 0;
+    std::int64_t first(std::int64_t chunk) const { return chunk * images; }
+    std::int64_t size(std::int64_t chunk, std::int64_t batch) const {
+        return std::min(images, batch - chunk * images);
+    }
+};
+
+ImageChunks image_chunks(const ConvShape& s) {
+    const std::int64_t n = std::max<std::int64_t>(s.positions(), 1);
+    std::int64_t images = (kChunkColumns + n - 1) / n;
+    images = std::min(images, kMaxChunkValues / std::max<std::int64_t>(s.taps() * n, 1));
+    images = std::clamp<std::int64_t>(images, 1, std::max<std::int64_t>(s.B, 1));
+    return {images, (s.B + images - 1) / images};
+}
+
+// The multiply-adds of one (chunk, group) product, to size parallel chunks: starting threads
+// costs microseconds, so a chunk of parallel work should carry more than that.
+std::int64_t unit_flops(const ConvShape& s, const ImageChunks& chunks) {
+    return 2 * s.out_per_group() * s.taps() * s.positions() * chunks.images;
 }
 constexpr std::int64_t kFlopsPerChunk = std::int64_t(1) << 21;
 
-// Runs fn(image, group) for every pair. Many pairs: threads split them. Few pairs: one after
-// another, each using all threads inside gemm. Only the speed depends on this choice.
+// Runs fn(unit, group) for every unit (a chunk of images, or a run of chunks) and group. Many:
+// threads split them. Few: one after another, each using all threads inside gemm. Only the speed
+// depends on this choice.
 template <class F>
-void for_each_image_group(const ConvShape& s, F fn) {
-    const std::int64_t pairs = s.B * s.groups;
+void for_each_unit(std::int64_t units, std::int64_t groups, std::int64_t flops_per_unit, F fn) {
+    const std::int64_t pairs = units * groups;
     if (pairs >= num_threads()) {
-        const std::int64_t grain = grain_for(group_flops(s), kFlopsPerChunk);
-        parallel_for(0, pairs, grain, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t p = b; p < e; ++p) fn(p / s.groups, p % s.groups);
-        });
+        parallel_for(0, pairs, grain_for(flops_per_unit, kFlopsPerChunk),
+                     [&](std::int64_t b, std::int64_t e) {
+                         for (std::int64_t p = b; p < e; ++p) fn(p / groups, p % groups);
+                     });
     } else {
-        for (std::int64_t p = 0; p < pairs; ++p) fn(p / s.groups, p % s.groups);
+        for (std::int64_t p = 0; p < pairs; ++p) fn(p / groups, p % groups);
     }
 }
 
-// A per-thread buffer for one col matrix, reused from call to call.
+// Per-thread scratch buffers, reused from call to call: slot 0 holds a col matrix, slot 1 a
+// chunk's outputs (or output gradients) in (O/G, images * positions) order.
 template <class T>
-T* col_buffer(std::int64_t size) {
-    thread_local std::vector<T> buffer;
+T* scratch(int slot, std::int64_t size) {
+    thread_local std::vector<T> buffers[2];
+    std::vector<T>& buffer = buffers[slot];
     if (static_cast<std::int64_t>(buffer.size()) < size) buffer.resize(size);
     return buffer.data();
 }
 
-// The group's input planes as a col matrix: unrolled into the thread's buffer, or used as is.
+// The chunk's col matrix for group g: (taps, images * positions), each image's block of columns
+// side by side; a one-image 1x1 chunk is the input itself.
 template <class T>
-const T* col_of(const ConvShape& s, const T* x_group) {
-    if (s.needs_no_unrolling()) return x_group;
-    T* col = col_buffer<T>(s.taps() * s.positions());
-    cpu::im2col(x_group, s.geometry(), col);
+const T* chunk_col(const ConvShape& s, const T* x, std::int64_t first, std::int64_t images,
+                   std::int64_t g) {
+    const std::int64_t n = s.positions(), plane = s.H * s.W;
+    const T* x_group = x + (first * s.C + g * s.in_per_group()) * plane;
+    if (images == 1 && s.needs_no_unrolling()) return x_group;
+    T* col = scratch<T>(0, s.taps() * images * n);
+    for (std::int64_t i = 0; i < images; ++i)
+        cpu::im2col(x_group + i * s.C * plane, s.geometry(), col + i * n, images * n);
     return col;
+}
+
+// Between a chunk's (O/G, images * n) matrix and the (images, O, n) layout of y and dy.
+template <class T>
+void gather_chunk(const ConvShape& s, const T* y, std::int64_t first, std::int64_t images,
+                  std::int64_t g, T* out) {
+    const std::int64_t og = s.out_per_group(), n = s.positions();
+    for (std::int64_t o = 0; o < og; ++o)
+        for (std::int64_t i = 0; i < images; ++i) {
+            const T* src = y + ((first + i) * s.O + g * og + o) * n;
+            std::copy(src, src + n, out + (o * images + i) * n);
+        }
+}
+
+template <class T>
+void scatter_chunk(const ConvShape& s, const T* in, const T* bias, std::int64_t first,
+                   std::int64_t images, std::int64_t g, T* y) {
+    const std::int64_t og = s.out_per_group(), n = s.positions();
+    for (std::int64_t o = 0; o < og; ++o) {
+        const T b = bias ? bias[g * og + o] : T(0);
+        for (std::int64_t i = 0; i < images; ++i) {
+            const T* src = in + (o * images + i) * n;
+            T* dst = y + ((first + i) * s.O + g * og + o) * n;
+            for (std::int64_t p = 0; p < n; ++p) dst[p] = src[p] + b;
+        }
+    }
 }
 
 template <class T>
 void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
     if (s.depthwise()) return cpu::depthwise_forward(s.depthwise_shape(), x, w, bias, y);
     const std::int64_t og = s.out_per_group(), taps = s.taps(), n = s.positions();
-    for_each_image_group(s, [&](std::int64_t b, std::int64_t g) {
-        const T* col = col_of(s, x + (b * s.C + g * s.in_per_group()) * s.H * s.W);
-        T* yg = y + (b * s.O + g * og) * n;
+    const ImageChunks chunks = image_chunks(s);
+    for_each_unit(chunks.count, s.groups, unit_flops(s, chunks), [&](std::int64_t c, std::int64_t g) {
+        const std::int64_t first = chunks.first(c), images = chunks.size(c, s.B);
+        const T* col = chunk_col(s, x, first, images, g);
+        const T* wg = w + g * og * taps;
+        if (images > 1) {
+            T* out = scratch<T>(1, og * images * n);
+            cpu::gemm(false, false, og, images * n, taps, T(1), wg, taps, col, images * n, T(0),
+                      out, images * n);
+            scatter_chunk(s, out, bias, first, images, g, y);
+            return;
+        }
+        T* yg = y + (first * s.O + g * og) * n;  // one image: the gemm writes y in place
         T beta = T(0);
         if (bias) {  // start from the bias and let gemm add W col onto it
             for (std::int64_t o = 0; o < og; ++o)
                 std::fill(yg + o * n, yg + (o + 1) * n, bias[g * og + o]);
             beta = T(1);
         }
-        cpu::gemm(false, false, og, n, taps, T(1), w + g * og * taps, taps, col, n, beta, yg, n);
+        cpu::gemm(false, false, og, n, taps, T(1), wg, taps, col, n, beta, yg, n);
     });
 }
 
-// dx_g = col2im(W_g^T dy_g), image by image.
+// dx_g = col2im(W_g^T dy_g), chunk by chunk.
 template <class T>
 void conv2d_grad_input(const ConvShape& s, const T* dy, const T* w, T* dx) {
     if (s.depthwise()) return cpu::depthwise_grad_input(s.depthwise_shape(), dy, w, dx);
     const std::int64_t og = s.out_per_group(), taps = s.taps(), n = s.positions();
-    for_each_image_group(s, [&](std::int64_t b, std::int64_t g) {
-        const T* dyg = dy + (b * s.O + g * og) * n;
-        T* dxg = dx + (b * s.C + g * s.in_per_group()) * s.H * s.W;
+    const std::int64_t plane = s.H * s.W;
+    const ImageChunks chunks = image_chunks(s);
+    for_each_unit(chunks.count, s.groups, unit_flops(s, chunks), [&](std::int64_t c, std::int64_t g) {
+        const std::int64_t first = chunks.first(c), images = chunks.size(c, s.B), cols = images * n;
+        T* dxg = dx + (first * s.C + g * s.in_per_group()) * plane;
         const T* wg = w + g * og * taps;
-        if (s.needs_no_unrolling()) {  // the col matrix is dx itself
+        const T* dyg = dy + (first * s.O + g * og) * n;
+        if (images > 1) {
+            T* gathered = scratch<T>(1, og * cols);
+            gather_chunk(s, dy, first, images, g, gathered);
+            dyg = gathered;
+        } else if (s.needs_no_unrolling()) {  // the col matrix is dx itself
             cpu::gemm(true, false, taps, n, og, T(1), wg, taps, dyg, n, T(0), dxg, n);
             return;
         }
-        T* dcol = col_buffer<T>(taps * n);
-        cpu::gemm(true, false, taps, n, og, T(1), wg, taps, dyg, n, T(0), dcol, n);
-        cpu::col2im(dcol, s.geometry(), dxg);
+        T* dcol = scratch<T>(0, taps * cols);
+        cpu::gemm(true, false, taps, cols, og, T(1), wg, taps, dyg, cols, T(0), dcol, cols);
+        for (std::int64_t i = 0; i < images; ++i)
+            cpu::col2im(dcol + i * n, s.geometry(), dxg + i * s.C * plane, cols);
     });
 }
 
-// dW_g = sum over images b of dy_g[b] col[b]^T. The batch is cut into fixed runs of
-// kImagesPerPartial images; each (run, group) sums its images in order into a partial result,
-// the runs work in parallel, and the partials are added in run order. The cut depends only on
-// the batch size, so the result is the same for any thread count.
+// dW_g = sum over images b of dy_g[b] col[b]^T. The chunks are grouped into fixed runs of at
+// least kImagesPerPartial images; each (run, group) sums its chunks in order into a partial
+// result (one gemm per chunk, its depth spanning the chunk's images), the runs work in parallel,
+// and the partials are added in run order. The cut depends only on the shapes, so the result is
+// the same for any thread count.
 constexpr std::int64_t kImagesPerPartial = 8;
 
 template <class T>
@@ -209,23 +291,29 @@ void conv2d_grad_weight(const ConvShape& s, const T* x, const T* dy, T* dw) {
     const std::int64_t weights = s.O * taps;
     std::fill(dw, dw + weights, T(0));  // stays zero for an empty batch
     if (s.B == 0) return;
-    const std::int64_t runs = (s.B + kImagesPerPartial - 1) / kImagesPerPartial;
+    const ImageChunks chunks = image_chunks(s);
+    const std::int64_t chunks_per_run = (kImagesPerPartial + chunks.images - 1) / chunks.images;
+    const std::int64_t runs = (chunks.count + chunks_per_run - 1) / chunks_per_run;
     std::vector<T> partial(static_cast<std::size_t>(runs * weights));
     auto run_sum = [&](std::int64_t run, std::int64_t g) {
         T* out = partial.data() + run * weights + g * og * taps;
-        const std::int64_t first = run * kImagesPerPartial;
-        const std::int64_t last = std::min(s.B, first + kImagesPerPartial);
-        for (std::int64_t b = first; b < last; ++b) {
-            const T* col = col_of(s, x + (b * s.C + g * s.in_per_group()) * s.H * s.W);
-            cpu::gemm(false, true, og, taps, n, T(1), dy + (b * s.O + g * og) * n, n, col, n,
-                      b == first ? T(0) : T(1), out, taps);
+        const std::int64_t first_chunk = run * chunks_per_run;
+        const std::int64_t last_chunk = std::min(chunks.count, first_chunk + chunks_per_run);
+        for (std::int64_t c = first_chunk; c < last_chunk; ++c) {
+            const std::int64_t first = chunks.first(c), images = chunks.size(c, s.B);
+            const std::int64_t cols = images * n;
+            const T* col = chunk_col(s, x, first, images, g);
+            const T* dyg = dy + (first * s.O + g * og) * n;
+            if (images > 1) {
+                T* gathered = scratch<T>(1, og * cols);
+                gather_chunk(s, dy, first, images, g, gathered);
+                dyg = gathered;
+            }
+            cpu::gemm(false, true, og, taps, cols, T(1), dyg, cols, col, cols,
+                      c == first_chunk ? T(0) : T(1), out, taps);
         }
     };
-    const std::int64_t pairs = runs * s.groups;
-    const std::int64_t grain = grain_for(group_flops(s) * kImagesPerPartial, kFlopsPerChunk);
-    parallel_for(0, pairs, grain, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t p = b; p < e; ++p) run_sum(p / s.groups, p % s.groups);
-    });
+    for_each_unit(runs, s.groups, unit_flops(s, chunks) * chunks_per_run, run_sum);
     parallel_for(0, weights, 4096, [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t i = b; i < e; ++i) {
             T total = partial[i];
