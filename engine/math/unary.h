@@ -11,6 +11,7 @@
 
 #include <cmath>
 
+#include "engine/math/fast_float.h"
 #include "engine/math/hd.h"
 
 namespace retort::math {
@@ -96,13 +97,11 @@ struct LeakyRelu {
 // gelu(x) = x * Phi(x), Phi the standard normal CDF (the exact, erf form).
 struct GeluErf {
     static constexpr bool uses_x = true, uses_y = false;
-    template <class T> RETORT_HD T forward(T x) const {
-        return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
-    }
+    // normal_cdf and fast_exp vectorize for float (engine/math/fast_float.h)
+    template <class T> RETORT_HD T forward(T x) const { return x * normal_cdf(x); }
     template <class T> RETORT_HD T backward(T x, T, T dy) const {
-        T cdf = T(0.5) * (T(1) + std::erf(x * T(0.70710678118654752440)));
-        T pdf = std::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
-        return dy * (cdf + x * pdf);
+        T pdf = fast_exp(T(-0.5) * x * x) * T(0.39894228040143267794);
+        return dy * (normal_cdf(x) + x * pdf);
     }
 };
 // gelu with the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
@@ -121,14 +120,14 @@ struct GeluTanh {
 };
 struct Sigmoid {
     static constexpr bool uses_x = false, uses_y = true;
-    template <class T> RETORT_HD T forward(T x) const { return T(1) / (T(1) + std::exp(-x)); }
+    template <class T> RETORT_HD T forward(T x) const { return T(1) / (T(1) + fast_exp(-x)); }
     template <class T> RETORT_HD T backward(T, T y, T dy) const { return dy * y * (T(1) - y); }
 };
 struct Silu {  // x * sigmoid(x), also called swish
     static constexpr bool uses_x = true, uses_y = false;
-    template <class T> RETORT_HD T forward(T x) const { return x / (T(1) + std::exp(-x)); }
+    template <class T> RETORT_HD T forward(T x) const { return x / (T(1) + fast_exp(-x)); }
     template <class T> RETORT_HD T backward(T x, T, T dy) const {
-        T s = T(1) / (T(1) + std::exp(-x));
+        T s = T(1) / (T(1) + fast_exp(-x));
         return dy * s * (T(1) + x * (T(1) - s));
     }
 };
