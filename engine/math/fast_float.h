@@ -58,10 +58,13 @@ RETORT_HD inline float exp_f32(float x) {
     const int whole = static_cast<int>(n), half = whole / 2;
     const float scale_a = float_from_bits(static_cast<std::uint32_t>(half + 127) << 23);
     const float scale_b = float_from_bits(static_cast<std::uint32_t>(whole - half + 127) << 23);
-    float y = p * scale_a * scale_b;
-    y = x < -87.3f ? 0.0f : y;
-    y = x > 88.7f ? float_from_bits(0x7f800000u) : y;  // +inf
-    return x != x ? x : y;                             // NaN in, NaN out
+    // The edge cases as factors and a term rather than selects of the result: GCC turns a
+    // select between the computed value and a constant into a branch around the computation,
+    // and then cannot vectorize the loop for AVX-512.
+    const float underflow = x < -87.3f ? 0.0f : 1.0f;
+    const float overflow = x > 88.7f ? float_from_bits(0x7f800000u) : 1.0f;  // +inf
+    const float nan = x != x ? x : 0.0f;                                     // NaN in, NaN out
+    return p * scale_a * scale_b * underflow * overflow + nan;
 }
 
 // Phi(x) = P(N(0,1) <= x) = 0.5 erfc(-x / sqrt 2)

@@ -4,10 +4,12 @@
 // computes dx = f.backward(x, y, dy) elementwise. f is a functor from engine/math/unary.h.
 // Saved for backward: x and/or y, whichever the functor's derivative reads (F::uses_x, F::uses_y);
 // they are views of existing tensors, so nothing is copied, but saving one keeps it alive.
+// Float GELU, sigmoid and SiLU run the wide loops of engine/cpu/wide_unary.h instead.
 #pragma once
 
 #include "engine/autograd.h"
 #include "engine/cpu/broadcast.h"
+#include "engine/cpu/wide_unary.h"
 #include "engine/tensor.h"
 
 namespace retort {
@@ -17,7 +19,11 @@ Tensor unary_op(const Tensor& x, const char* name, F f) {
     require(x.device().is_cpu(), name, ": no kernel for ", x.device().str(), " tensors yet");
     Tensor y = Tensor::empty(x.shape(), x.dtype());
     visit_floating(x.dtype(), name, [&]<class T>(Type<T>) {
-        cpu::map(x.data<T>(), y.data<T>(), x.numel(), [f](T v) { return f.template forward<T>(v); });
+        if constexpr (std::is_same_v<T, float> && cpu::has_wide_unary<F>)
+            cpu::wide_forward<F>(x.data<float>(), y.data<float>(), x.numel());
+        else
+            cpu::map(x.data<T>(), y.data<T>(), x.numel(),
+                     [f](T v) { return f.template forward<T>(v); });
     });
     if (!needs_grad({x})) return y;
     record(y, name, {x},
@@ -29,6 +35,10 @@ Tensor unary_op(const Tensor& x, const char* name, F f) {
             const T* ys = F::uses_y ? sy.template data<T>() : nullptr;
             const T* gs = dy.data<T>();
             T* out = dx.data<T>();
+            if constexpr (std::is_same_v<T, float> && cpu::has_wide_unary<F>) {
+                cpu::wide_backward<F>(xs, ys, gs, out, dy.numel());
+                return;
+            }
             parallel_for(0, dy.numel(), 16384, [&](std::int64_t b, std::int64_t e) {
                 for (std::int64_t i = b; i < e; ++i)
                     out[i] = f.template backward<T>(F::uses_x ? xs[i] : T(0),

@@ -1,0 +1,122 @@
+// engine/cpu/wide_unary.cpp: each loop compiled three times, for AVX-512, AVX2+FMA and the
+// baseline; the best this CPU supports is picked once (see wide_unary.h).
+#include "engine/cpu/wide_unary.h"
+
+#include "engine/parallel.h"
+
+namespace retort::cpu {
+
+namespace {
+
+constexpr std::int64_t kGrain = 16384;
+
+template <class F>
+[[gnu::always_inline]] inline void forward_body(const float* __restrict x, float* __restrict y,
+                                                std::int64_t n) {
+    const F f{};
+    for (std::int64_t i = 0; i < n; ++i) y[i] = f.template forward<float>(x[i]);
+}
+
+template <class F>
+[[gnu::always_inline]] inline void backward_body(const float* __restrict x,
+                                                 const float* __restrict y,
+                                                 const float* __restrict dy,
+                                                 float* __restrict dx, std::int64_t n) {
+    const F f{};
+    for (std::int64_t i = 0; i < n; ++i)
+        dx[i] = f.template backward<float>(F::uses_x ? x[i] : 0.0f, F::uses_y ? y[i] : 0.0f, dy[i]);
+}
+
+template <class F>
+void forward_portable(const float* x, float* y, std::int64_t n) { forward_body<F>(x, y, n); }
+template <class F>
+void backward_portable(const float* x, const float* y, const float* dy, float* dx, std::int64_t n) {
+    backward_body<F>(x, y, dy, dx, n);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+template <class F>
+__attribute__((target("avx2,fma"))) void forward_avx2(const float* x, float* y, std::int64_t n) {
+    forward_body<F>(x, y, n);
+}
+template <class F>
+__attribute__((target("avx2,fma"))) void backward_avx2(const float* x, const float* y,
+                                                       const float* dy, float* dx, std::int64_t n) {
+    backward_body<F>(x, y, dy, dx, n);
+}
+template <class F>
+__attribute__((target("avx512f"))) void forward_avx512(const float* x, float* y, std::int64_t n) {
+    forward_body<F>(x, y, n);
+}
+template <class F>
+__attribute__((target("avx512f"))) void backward_avx512(const float* x, const float* y,
+                                                        const float* dy, float* dx, std::int64_t n) {
+    backward_body<F>(x, y, dy, dx, n);
+}
+#endif
+
+enum class Isa { portable, avx2, avx512 };
+
+Isa detect_isa() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return Isa::avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+#endif
+    return Isa::portable;
+}
+
+Isa isa() {
+    static const Isa chosen = detect_isa();
+    return chosen;
+}
+
+}  // namespace
+
+template <class F>
+void wide_forward(const float* x, float* y, std::int64_t n) {
+    parallel_for(0, n, kGrain, [&](std::int64_t b, std::int64_t e) {
+        switch (isa()) {
+#if defined(__x86_64__) || defined(__i386__)
+            case Isa::avx512: return forward_avx512<F>(x + b, y + b, e - b);
+            case Isa::avx2: return forward_avx2<F>(x + b, y + b, e - b);
+#endif
+            default: return forward_portable<F>(x + b, y + b, e - b);
+        }
+    });
+}
+
+template <class F>
+void wide_backward(const float* x, const float* y, const float* dy, float* dx, std::int64_t n) {
+    parallel_for(0, n, kGrain, [&](std::int64_t b, std::int64_t e) {
+        const float* xb = x ? x + b : nullptr;
+        const float* yb = y ? y + b : nullptr;
+        switch (isa()) {
+#if defined(__x86_64__) || defined(__i386__)
+            case Isa::avx512: return backward_avx512<F>(xb, yb, dy + b, dx + b, e - b);
+            case Isa::avx2: return backward_avx2<F>(xb, yb, dy + b, dx + b, e - b);
+#endif
+            default: return backward_portable<F>(xb, yb, dy + b, dx + b, e - b);
+        }
+    });
+}
+
+const char* wide_unary_isa() {
+    switch (isa()) {
+        case Isa::avx512: return "avx512f";
+        case Isa::avx2: return "avx2+fma";
+        default: return "portable";
+    }
+}
+
+template void wide_forward<math::GeluErf>(const float*, float*, std::int64_t);
+template void wide_forward<math::Sigmoid>(const float*, float*, std::int64_t);
+template void wide_forward<math::Silu>(const float*, float*, std::int64_t);
+template void wide_backward<math::GeluErf>(const float*, const float*, const float*, float*,
+                                           std::int64_t);
+template void wide_backward<math::Sigmoid>(const float*, const float*, const float*, float*,
+                                           std::int64_t);
+template void wide_backward<math::Silu>(const float*, const float*, const float*, float*,
+                                        std::int64_t);
+
+}  // namespace retort::cpu
