@@ -15,8 +15,9 @@
 //   jc  columns of C in panels of kNc            the packed B panel (kKc x kNc) lives in L3
 //   pc  the depth K in slices of kKc             each slice adds its part to C
 //         pack B[pc slice, jc panel] into micro-panels of NR columns   (threads split panels)
+//         pack A[all rows, pc slice] into micro-panels of MR rows       (threads split panels)
 //   task  blocks of mc rows x kNt columns of C   (threads split tasks: output blocks only)
-//         pack A[task rows, pc slice] into micro-panels of MR rows     (the block lives in L2)
+//         (the task's mc x kc block of packed A stays in L2 while it is used)
 //         jr  each NR-column micro-panel of B    (lives in L1 while the ir loop runs)
 //         ir  each MR-row micro-panel of A       -> micro-kernel on one MR x NR block of C
 // K is never split between threads, and each C element is summed over k in the same order
@@ -167,11 +168,13 @@ void pack_a(const T* A, std::int64_t lda, bool trans, std::int64_t i0, std::int6
             std::int64_t k0, std::int64_t kc, std::int64_t mr, T* out) {
     for (std::int64_t p = 0; p * mr < rows; ++p, out += mr * kc) {
         const std::int64_t first = i0 + p * mr, valid = std::min(mr, rows - p * mr);
-        if (!trans) {  // row i of op(A) is contiguous: walk each row, write with stride mr
-            for (std::int64_t r = 0; r < valid; ++r) {
-                const T* src = A + (first + r) * lda + k0;
-                for (std::int64_t k = 0; k < kc; ++k) out[k * mr + r] = src[k];
-            }
+        if (!trans) {  // row i of op(A) is contiguous: a transpose. Writing the panel in order
+                       // while reading mr rows side by side (each a sequential stream the
+                       // prefetcher follows) beats writing with a stride of mr.
+            const T* rows_at[32];
+            for (std::int64_t r = 0; r < valid; ++r) rows_at[r] = A + (first + r) * lda + k0;
+            for (std::int64_t k = 0; k < kc; ++k)
+                for (std::int64_t r = 0; r < valid; ++r) out[k * mr + r] = rows_at[r][k];
         } else {       // column k of op(A) is contiguous: copy mr values per k
             for (std::int64_t k = 0; k < kc; ++k) {
                 const T* src = A + (k0 + k) * lda + first;
@@ -195,13 +198,14 @@ void pack_b_panel(const T* B, std::int64_t ldb, bool trans, std::int64_t k0, std
             for (std::int64_t c = 0; c < valid; ++c) dst[c] = src[c];
             for (std::int64_t c = valid; c < nr; ++c) dst[c] = T(0);
         }
-    } else {       // column j of op(B) is row j of B: contiguous along k
-        for (std::int64_t c = 0; c < valid; ++c) {
-            const T* src = B + (first + c) * ldb + k0;
-            for (std::int64_t k = 0; k < kc; ++k) out[k * nr + c] = src[k];
+    } else {       // column j of op(B) is row j of B: a transpose, written in order as pack_a
+        const T* cols_at[64];
+        for (std::int64_t c = 0; c < valid; ++c) cols_at[c] = B + (first + c) * ldb + k0;
+        for (std::int64_t k = 0; k < kc; ++k) {
+            T* dst = out + k * nr;
+            for (std::int64_t c = 0; c < valid; ++c) dst[c] = cols_at[c][k];
+            for (std::int64_t c = valid; c < nr; ++c) dst[c] = T(0);
         }
-        for (std::int64_t k = 0; k < kc; ++k)
-            for (std::int64_t c = valid; c < nr; ++c) out[k * nr + c] = T(0);
     }
 }
 
@@ -235,7 +239,7 @@ void gemm_impl(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::
     const MicroKernel<T> uk = kernel_for<T>(active_isa().load());
     const std::int64_t mr = uk.mr, nr = uk.nr;
     const std::int64_t mc = std::max(mr, kMc / mr * mr);
-    thread_local std::vector<T> b_buffer;
+    thread_local std::vector<T> a_buffer, b_buffer;
 
     for (std::int64_t jc = 0; jc < N; jc += kNc) {
         const std::int64_t nc = std::min(kNc, N - jc);
@@ -253,20 +257,28 @@ void gemm_impl(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::
                                  nr, packed_b + q * nr * kc);
             });
 
+            // A's slice is packed once, whole, before the tasks: each row block is read by
+            // every column task, and packing it per task would repeat the copy for each.
+            const std::int64_t a_panels = (M + mr - 1) / mr;
+            T* packed_a = scratch(a_buffer, a_panels * mr * kc);
+            parallel_for(0, a_panels, grain_for(kc * mr, kPackedPerChunk),
+                         [&](std::int64_t b, std::int64_t e) {
+                for (std::int64_t p = b; p < e; ++p)
+                    pack_a(A, lda, trans_a, p * mr, std::min(mr, M - p * mr), pc, kc, mr,
+                           packed_a + p * mr * kc);
+            });
+
             const std::int64_t row_tasks = (M + mc - 1) / mc, col_tasks = (nc + kNt - 1) / kNt;
             const std::int64_t task_flops = 2 * std::min(mc, M) * std::min(kNt, nc) * kc;
             parallel_for(0, row_tasks * col_tasks, grain_for(task_flops, kFlopsPerChunk),
                          [&](std::int64_t tb, std::int64_t te) {
-                thread_local std::vector<T> a_buffer;
                 for (std::int64_t t = tb; t < te; ++t) {
                     const std::int64_t i0 = (t / col_tasks) * mc, rows = std::min(mc, M - i0);
                     const std::int64_t j0 = (t % col_tasks) * kNt, cols = std::min(kNt, nc - j0);
-                    T* packed_a = scratch(a_buffer, (rows + mr - 1) / mr * mr * kc);
-                    pack_a(A, lda, trans_a, i0, rows, pc, kc, mr, packed_a);
                     for (std::int64_t jr = 0; jr < cols; jr += nr) {
                         const T* b_panel = packed_b + (j0 + jr) / nr * nr * kc;
                         for (std::int64_t ir = 0; ir < rows; ir += mr)
-                            uk.run(kc, packed_a + ir * kc, b_panel,
+                            uk.run(kc, packed_a + (i0 + ir) * kc, b_panel,
                                    C + (i0 + ir) * ldc + jc + j0 + jr, ldc,
                                    std::min(mr, rows - ir), std::min(nr, cols - jr), alpha,
                                    slice_beta);
