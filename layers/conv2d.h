@@ -19,13 +19,30 @@ struct Conv2dSpec {
     bool bias = true;
 };
 
+class BatchNorm2d;
+
 class Conv2d : public UnaryModule {
 public:
     explicit Conv2d(const Conv2dSpec& spec);
     Tensor forward(const Tensor& x) override;
+    // activation(forward(x)): in one pass (the fused epilogue) when this layer holds a folded
+    // BatchNorm, is in eval mode and no graph is recorded; as two ops otherwise.
+    Tensor forward_fused(const Tensor& x, ConvEpilogue epilogue);
+
+    // Absorbs the BatchNorm that follows this convolution, for inference:
+    //     W' = W * g / sqrt(v + eps),   b' = (b - m) * g / sqrt(v + eps) + beta
+    // per output channel (g, beta the norm's weight and bias, m, v its running statistics).
+    // The folded copies are used in eval mode only; weight and bias (what state_dict saves) are
+    // left as they are, and norm.folded is set. Call it again after loading new weights.
+    void fold(BatchNorm2d& norm);
+    bool has_folded_norm() const { return folded_weight_.defined(); }
 
     Tensor weight, bias;
     Conv2dSpec spec;
+
+private:
+    Conv2dOptions options(ConvEpilogue epilogue) const;
+    Tensor folded_weight_, folded_bias_;
 };
 
 }  // namespace retort

@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "engine/ops.h"
+#include "layers/fold.h"
 #include "layers/activation.h"
 
 namespace retort {
@@ -36,6 +37,16 @@ ConvNormAct::ConvNormAct(const ConvNormActSpec& s) {
     conv = push_back(std::make_shared<Conv2d>(c));
     bn = push_back(std::make_shared<BatchNorm2d>(s.out_channels, s.norm.eps, s.norm.momentum));
     if (!s.activation.empty()) push_back(std::make_shared<Activation>(s.activation));
+    activation_ = s.activation;
+}
+
+Tensor ConvNormAct::forward(const Tensor& x) {
+    if (bn->folded && !bn->is_training()) {
+        if (activation_ == "relu") return conv_norm_act(*conv, *bn, x, ConvEpilogue::relu);
+        if (activation_ == "relu6") return conv_norm_act(*conv, *bn, x, ConvEpilogue::relu6);
+        if (activation_.empty()) return conv_norm_act(*conv, *bn, x, ConvEpilogue::none);
+    }
+    return Sequential::forward(x);
 }
 
 SqueezeExcitation::SqueezeExcitation(std::int64_t channels, std::int64_t squeeze_channels)

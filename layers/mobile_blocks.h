@@ -42,8 +42,13 @@ struct ConvNormActSpec {
 class ConvNormAct : public Sequential {
 public:
     explicit ConvNormAct(const ConvNormActSpec& spec);
+    // With the norm folded (layers/fold.h), a ReLU or ReLU6 runs inside the convolution.
+    Tensor forward(const Tensor& x) override;
     std::shared_ptr<Conv2d> conv;
     std::shared_ptr<BatchNorm2d> bn;
+
+private:
+    std::string activation_;
 };
 
 // Channel attention: a per-channel scale from the globally pooled input.

@@ -16,6 +16,7 @@ BatchNorm2d::BatchNorm2d(std::int64_t channels, double eps_, double momentum_)
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
     require(x.dim() == 4, "BatchNorm2d: expected input (B, C, H, W), got ", shape_str(x.shape()));
+    if (folded && !is_training()) return x;
     return batch_norm(x, running_mean, running_var, weight, bias, is_training(), momentum, eps);
 }
 

@@ -16,6 +16,10 @@ public:
 
     Tensor weight, bias, running_mean, running_var;
     double eps, momentum;
+    // Set when the preceding convolution has absorbed this normalization (fold_batch_norms in
+    // layers/fold.h): in eval mode the layer then passes its input through. In training mode it
+    // normalizes as always, so a model that is trained again is unaffected.
+    bool folded = false;
 };
 
 class LayerNorm : public UnaryModule {

@@ -7,6 +7,7 @@
 #include "layers/resnet_blocks.h"
 
 #include "engine/ops.h"
+#include "layers/fold.h"
 
 namespace retort {
 
@@ -57,8 +58,8 @@ BasicBlock::BasicBlock(std::int64_t in, std::int64_t planes, std::int64_t stride
 }
 
 BlockOutput BasicBlock::forward_with_preact(const Tensor& x) {
-    Tensor h = relu(bn1->forward(conv1->forward(x)));
-    h = bn2->forward(conv2->forward(h));
+    Tensor h = conv_norm_act(*conv1, *bn1, x, ConvEpilogue::relu);
+    h = conv_norm_act(*conv2, *bn2, h, ConvEpilogue::none);
     Tensor preact = h + (downsample ? downsample->forward(x) : x);
     return {relu(preact), preact};
 }
@@ -79,9 +80,9 @@ Bottleneck::Bottleneck(std::int64_t in, std::int64_t planes, std::int64_t stride
 }
 
 BlockOutput Bottleneck::forward_with_preact(const Tensor& x) {
-    Tensor h = relu(bn1->forward(conv1->forward(x)));
-    h = relu(bn2->forward(conv2->forward(h)));
-    h = bn3->forward(conv3->forward(h));
+    Tensor h = conv_norm_act(*conv1, *bn1, x, ConvEpilogue::relu);
+    h = conv_norm_act(*conv2, *bn2, h, ConvEpilogue::relu);
+    h = conv_norm_act(*conv3, *bn3, h, ConvEpilogue::none);
     Tensor preact = h + (downsample ? downsample->forward(x) : x);
     return {relu(preact), preact};
 }

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "engine/ops.h"
+#include "layers/fold.h"
 #include "layers/init.h"
 #include "layers/linear.h"
 #include "layers/resnet_blocks.h"
@@ -109,7 +110,7 @@ public:
     Tensor forward(const Tensor& x, Taps* taps) override {
         check_input(x);
         if (taps) check_taps(taps->requested());
-        Tensor h = relu(bn1_->forward(conv1_->forward(x)));
+        Tensor h = conv_norm_act(*conv1_, *bn1_, x, ConvEpilogue::relu);
         if (taps) taps->put("stem", h);
         for (std::size_t s = 0; s < stages_.size(); ++s) {
             BlockOutput r = stages_[s]->forward_with_preact(h);

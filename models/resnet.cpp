@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "engine/ops.h"
+#include "layers/fold.h"
 #include "layers/init.h"
 #include "layers/linear.h"
 #include "layers/resnet_blocks.h"
@@ -85,7 +86,7 @@ public:
         auto put = [&](const std::string& name, const Tensor& t) {
             if (taps) taps->put(name, t);
         };
-        Tensor h = relu(bn1_->forward(conv1_->forward(x)));
+        Tensor h = conv_norm_act(*conv1_, *bn1_, x, ConvEpilogue::relu);
         if (max_pool_) {
             Pool2dOptions pool;
             pool.kernel = {3, 3};

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "engine/retort.h"
+#include "layers/fold.h"
 #include "models/registry.h"
 
 namespace retort::cli {
@@ -105,6 +106,7 @@ BenchRecord run_kd_bench(const KdBenchOptions& o) {
     teacher->check_input(data.images);
     student->check_input(data.images);
     teacher->eval();
+    fold_batch_norms(*teacher);  // the teacher is frozen: its inference path
     student->train();
     SGD optimizer(student->parameters(), SgdOptions{.lr = 0.01, .momentum = 0.9});
     const double T = o.temperature;

@@ -22,8 +22,9 @@ struct ModelBenchOptions {
 };
 BenchRecord run_model_bench(const ModelBenchOptions& options);
 
-// One KD step: the teacher (eval mode, no graph) and the student forward on the same batch,
-// loss = cross_entropy + T^2 * KL(teacher || student at temperature T), backward, SGD.
+// One KD step: the teacher (eval mode, BatchNorms folded, no graph) and the student forward on
+// the same batch, loss = cross_entropy + T^2 * KL(teacher || student at temperature T),
+// backward, SGD.
 struct KdBenchOptions {
     std::string teacher, student;
     std::int64_t batch = 64;

@@ -209,6 +209,20 @@ void gather_chunk(const ConvShape& s, const T* y, std::int64_t first, std::int64
         }
 }
 
+// The output's activation, applied where each output is written.
+template <class T>
+T apply_epilogue(T v, ConvEpilogue e) {
+    if (e == ConvEpilogue::relu) return v > T(0) ? v : T(0);
+    if (e == ConvEpilogue::relu6) return v > T(0) ? (v < T(6) ? v : T(6)) : T(0);
+    return v;
+}
+
+template <class T>
+void apply_epilogue(T* y, std::int64_t n, ConvEpilogue e) {
+    if (e == ConvEpilogue::none) return;
+    for (std::int64_t i = 0; i < n; ++i) y[i] = apply_epilogue(y[i], e);
+}
+
 template <class T>
 void scatter_chunk(const ConvShape& s, const T* in, const T* bias, std::int64_t first,
                    std::int64_t images, std::int64_t g, T* y) {
@@ -218,14 +232,21 @@ void scatter_chunk(const ConvShape& s, const T* in, const T* bias, std::int64_t 
         for (std::int64_t i = 0; i < images; ++i) {
             const T* src = in + (o * images + i) * n;
             T* dst = y + ((first + i) * s.O + g * og + o) * n;
-            for (std::int64_t p = 0; p < n; ++p) dst[p] = src[p] + b;
+            for (std::int64_t p = 0; p < n; ++p) dst[p] = apply_epilogue(src[p] + b, s.options.epilogue);
         }
     }
 }
 
 template <class T>
 void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T* y) {
-    if (s.depthwise()) return cpu::depthwise_forward(s.depthwise_shape(), x, w, bias, y);
+    if (s.depthwise()) {
+        cpu::depthwise_forward(s.depthwise_shape(), x, w, bias, y);
+        const std::int64_t total = s.B * s.O * s.positions();
+        parallel_for(0, total, 16384, [&](std::int64_t b, std::int64_t e) {
+            apply_epilogue(y + b, e - b, s.options.epilogue);
+        });
+        return;
+    }
     const std::int64_t og = s.out_per_group(), taps = s.taps(), n = s.positions();
     const ImageChunks chunks = image_chunks(s);
     for_each_unit(chunks.count, s.groups, unit_flops(s, chunks), [&](std::int64_t c, std::int64_t g) {
@@ -247,6 +268,7 @@ void conv2d_forward(const ConvShape& s, const T* x, const T* w, const T* bias, T
             beta = T(1);
         }
         cpu::gemm(false, false, og, n, taps, T(1), wg, taps, col, n, beta, yg, n);
+        apply_epilogue(yg, og * n, s.options.epilogue);
     });
 }
 
@@ -338,6 +360,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
     if (x.defined() && x.dim() == 3)  // one unbatched image, as PyTorch allows
         return conv2d(x.unsqueeze(0), weight, bias, options).squeeze(0);
     const ConvShape s = check_conv2d(x, weight, bias, options);
+    require(options.epilogue == ConvEpilogue::none || !needs_grad({x, weight, bias}),
+            "conv2d: a fused activation is for inference only (no gradient is recorded through "
+            "it); apply the activation as its own op when training");
 
     Tensor y = Tensor::empty({s.B, s.O, s.OH, s.OW}, x.dtype());
     visit_floating(x.dtype(), "conv2d", [&]<class T>(Type<T>) {

@@ -8,11 +8,17 @@
 
 namespace retort {
 
+// An activation applied to the output in the same pass, while it is still in cache. Inference
+// only (a frozen teacher with its BatchNorms folded in): conv2d refuses it when it would record a
+// graph, since the backward of the pair is not implemented as one op.
+enum class ConvEpilogue { none, relu, relu6 };
+
 struct Conv2dOptions {
     std::array<std::int64_t, 2> stride{1, 1};
     std::array<std::int64_t, 2> padding{0, 0};
     std::array<std::int64_t, 2> dilation{1, 1};
     std::int64_t groups = 1;
+    ConvEpilogue epilogue = ConvEpilogue::none;
 };
 
 // As torch.nn.functional.conv2d: x (B, C, H, W), weight (O, C/groups, kh, kw), bias (O) or
