@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "engine/parallel.h"
 
@@ -46,27 +47,58 @@ inline ValidRange valid_outputs(std::int64_t out_size, std::int64_t in_size, std
     return {first, std::clamp(last, first, out_size)};
 }
 
-template <class T>
-void im2col(const T* x, const ConvGeometry& g, T* col, std::int64_t ld) {
-    const std::int64_t kernel = g.kernel_h * g.kernel_w, cols = g.col_cols();
-    parallel_for(0, g.col_rows(), grain_for(cols), [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t r = begin; r < end; ++r) {
-            const std::int64_t c = r / kernel, i = r % kernel / g.kernel_w, j = r % g.kernel_w;
-            const T* plane = x + c * g.height * g.width;
+// Where one kernel tap (i, j) reads: its offsets into the input and the output rows and columns
+// whose read position lies inside the input. The same for every channel, so it is worked out
+// once per call: on the small maps of a network's last stages (4 x 4, 2 x 2, 1 x 1) a col row
+// holds only a few values, and recomputing these ranges (integer divisions) for each row cost
+// more than the copying itself.
+struct TapWindow {
+    std::int64_t row_offset, col_offset;
+    ValidRange rows, cols;
+};
+
+inline std::vector<TapWindow> tap_windows(const ConvGeometry& g) {
+    std::vector<TapWindow> windows;
+    windows.reserve(static_cast<std::size_t>(g.kernel_h * g.kernel_w));
+    for (std::int64_t i = 0; i < g.kernel_h; ++i)
+        for (std::int64_t j = 0; j < g.kernel_w; ++j) {
             const std::int64_t row_offset = i * g.dilation_h - g.pad_h;
             const std::int64_t col_offset = j * g.dilation_w - g.pad_w;
-            const ValidRange rows = valid_outputs(g.out_h, g.height, g.stride_h, row_offset);
-            const ValidRange xs = valid_outputs(g.out_w, g.width, g.stride_w, col_offset);
+            windows.push_back({row_offset, col_offset,
+                               valid_outputs(g.out_h, g.height, g.stride_h, row_offset),
+                               valid_outputs(g.out_w, g.width, g.stride_w, col_offset)});
+        }
+    return windows;
+}
+
+template <class T>
+void im2col(const T* x, const ConvGeometry& g, T* col, std::int64_t ld) {
+    const std::vector<TapWindow> windows = tap_windows(g);
+    const auto kernel = static_cast<std::int64_t>(windows.size());
+    const std::int64_t cols = g.col_cols();
+    parallel_for(0, g.col_rows(), grain_for(cols), [&](std::int64_t begin, std::int64_t end) {
+        std::int64_t c = begin / kernel, t = begin % kernel;  // row r = c * kernel + t
+        for (std::int64_t r = begin; r < end; ++r) {
+            const TapWindow& w = windows[t];
+            const T* plane = x + c * g.height * g.width;
             T* out = col + r * ld;
-            std::fill(out, out + rows.first * g.out_w, T(0));
-            for (std::int64_t oh = rows.first; oh < rows.last; ++oh) {
-                const T* src = plane + (oh * g.stride_h + row_offset) * g.width + col_offset;
+            std::fill(out, out + w.rows.first * g.out_w, T(0));
+            for (std::int64_t oh = w.rows.first; oh < w.rows.last; ++oh) {
+                const T* src = plane + (oh * g.stride_h + w.row_offset) * g.width + w.col_offset;
                 T* dst = out + oh * g.out_w;
-                std::fill(dst, dst + xs.first, T(0));
-                for (std::int64_t ow = xs.first; ow < xs.last; ++ow) dst[ow] = src[ow * g.stride_w];
-                std::fill(dst + xs.last, dst + g.out_w, T(0));
+                std::fill(dst, dst + w.cols.first, T(0));
+                if (g.stride_w == 1)
+                    std::copy(src + w.cols.first, src + w.cols.last, dst + w.cols.first);
+                else
+                    for (std::int64_t ow = w.cols.first; ow < w.cols.last; ++ow)
+                        dst[ow] = src[ow * g.stride_w];
+                std::fill(dst + w.cols.last, dst + g.out_w, T(0));
             }
-            std::fill(out + rows.last * g.out_w, out + cols, T(0));
+            std::fill(out + w.rows.last * g.out_w, out + cols, T(0));
+            if (++t == kernel) {
+                t = 0;
+                ++c;
+            }
         }
     });
 }
@@ -74,26 +106,24 @@ void im2col(const T* x, const ConvGeometry& g, T* col, std::int64_t ld) {
 // x = col2im(col): x is overwritten (not added to).
 template <class T>
 void col2im(const T* col, const ConvGeometry& g, T* x, std::int64_t ld) {
-    const std::int64_t kernel = g.kernel_h * g.kernel_w, cols = g.col_cols();
-    const std::int64_t grain = grain_for(kernel * cols);
+    const std::vector<TapWindow> windows = tap_windows(g);
+    const auto kernel = static_cast<std::int64_t>(windows.size());
+    const std::int64_t grain = grain_for(kernel * g.col_cols());
     parallel_for(0, g.channels, grain, [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t c = begin; c < end; ++c) {
             T* plane = x + c * g.height * g.width;
             std::fill(plane, plane + g.height * g.width, T(0));
-            for (std::int64_t i = 0; i < g.kernel_h; ++i) {
-                for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-                    const T* src = col + ((c * g.kernel_h + i) * g.kernel_w + j) * ld;
-                    const std::int64_t row_offset = i * g.dilation_h - g.pad_h;
-                    const std::int64_t col_offset = j * g.dilation_w - g.pad_w;
-                    const ValidRange rows =
-                        valid_outputs(g.out_h, g.height, g.stride_h, row_offset);
-                    const ValidRange xs = valid_outputs(g.out_w, g.width, g.stride_w, col_offset);
-                    for (std::int64_t oh = rows.first; oh < rows.last; ++oh) {
-                        T* dst = plane + (oh * g.stride_h + row_offset) * g.width + col_offset;
-                        const T* s = src + oh * g.out_w;
-                        for (std::int64_t ow = xs.first; ow < xs.last; ++ow)
+            for (std::int64_t t = 0; t < kernel; ++t) {
+                const TapWindow& w = windows[t];
+                const T* src = col + (c * kernel + t) * ld;
+                for (std::int64_t oh = w.rows.first; oh < w.rows.last; ++oh) {
+                    T* dst = plane + (oh * g.stride_h + w.row_offset) * g.width + w.col_offset;
+                    const T* s = src + oh * g.out_w;
+                    if (g.stride_w == 1)
+                        for (std::int64_t ow = w.cols.first; ow < w.cols.last; ++ow) dst[ow] += s[ow];
+                    else
+                        for (std::int64_t ow = w.cols.first; ow < w.cols.last; ++ow)
                             dst[ow * g.stride_w] += s[ow];
-                    }
                 }
             }
         }
