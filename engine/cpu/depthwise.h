@@ -61,8 +61,12 @@ void depthwise_forward(const DepthwiseShape& s, const T* x, const T* w, const T*
                 for (std::int64_t oh = rows.first; oh < rows.last; ++oh) {
                     const T* src = in + (oh * g.stride_h + row_offset) * g.width + col_offset;
                     T* dst = out + oh * g.out_w;
-                    for (std::int64_t ow = cols.first; ow < cols.last; ++ow)
-                        dst[ow] += wv * src[ow * g.stride_w];
+                    if (g.stride_w == 1)  // unit stride: a loop the compiler vectorizes
+                        for (std::int64_t ow = cols.first; ow < cols.last; ++ow)
+                            dst[ow] += wv * src[ow];
+                    else
+                        for (std::int64_t ow = cols.first; ow < cols.last; ++ow)
+                            dst[ow] += wv * src[ow * g.stride_w];
                 }
             });
         }
@@ -90,8 +94,12 @@ void depthwise_grad_input(const DepthwiseShape& s, const T* dy, const T* w, T* d
                     for (std::int64_t oh = rows.first; oh < rows.last; ++oh) {
                         T* dst = grad + (oh * g.stride_h + row_offset) * g.width + col_offset;
                         const T* src = up + oh * g.out_w;
-                        for (std::int64_t ow = cols.first; ow < cols.last; ++ow)
-                            dst[ow * g.stride_w] += wv * src[ow];
+                        if (g.stride_w == 1)
+                            for (std::int64_t ow = cols.first; ow < cols.last; ++ow)
+                                dst[ow] += wv * src[ow];
+                        else
+                            for (std::int64_t ow = cols.first; ow < cols.last; ++ow)
+                                dst[ow * g.stride_w] += wv * src[ow];
                     }
                 });
             }
@@ -118,8 +126,12 @@ void depthwise_grad_weight(const DepthwiseShape& s, const T* x, const T* dy, T* 
                     for (std::int64_t oh = rows.first; oh < rows.last; ++oh) {
                         const T* src = in + (oh * g.stride_h + row_offset) * g.width + col_offset;
                         const T* grad = up + oh * g.out_w;
-                        for (std::int64_t ow = cols.first; ow < cols.last; ++ow)
-                            partial[ow] += grad[ow] * src[ow * g.stride_w];
+                        if (g.stride_w == 1)
+                            for (std::int64_t ow = cols.first; ow < cols.last; ++ow)
+                                partial[ow] += grad[ow] * src[ow];
+                        else
+                            for (std::int64_t ow = cols.first; ow < cols.last; ++ow)
+                                partial[ow] += grad[ow] * src[ow * g.stride_w];
                     }
                 }
                 T total = T(0);
