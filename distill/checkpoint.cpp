@@ -14,6 +14,7 @@ namespace retort {
 namespace {
 
 const std::string kModelPrefix = "model.";
+const std::string kObjectivesPrefix = "objectives.";
 const std::string kOptimPrefix = "optim.";
 
 Tensor int64_scalar(std::int64_t value) {
@@ -53,12 +54,32 @@ SafetensorsContents read_file(const std::string& path, const char* what) {
     }
 }
 
+// An Error unless `saved` holds exactly the tensors of `expected`, each of the same shape and kind
+// of dtype. `what` is "model" or "objectives".
+void check_state(const NamedTensors& expected, const std::map<std::string, Tensor>& saved,
+                 const std::string& path, const std::string& what) {
+    for (const auto& [name, t] : expected) {
+        auto it = saved.find(name);
+        require(it != saved.end(), "checkpoint ", path, " lacks ", what, " tensor '", name, "'");
+        require(it->second.shape() == t.shape(), "checkpoint ", path, ": ", what, " tensor '", name,
+                "' is ", shape_str(it->second.shape()), ", the ", what, "'s is ", shape_str(t.shape()));
+        require(is_floating(it->second.dtype()) == is_floating(t.dtype()), "checkpoint ", path, ": ",
+                what, " tensor '", name, "' is ", dtype_name(it->second.dtype()), ", the ", what,
+                "'s is ", dtype_name(t.dtype()));
+    }
+    require(saved.size() == expected.size(), "checkpoint ", path, " holds ", saved.size(), " ", what,
+            " tensors, the ", what, " has ", expected.size());
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Model& model, const Optimizer& optimizer,
-                     const TrainProgress& progress, const std::string& model_spec) {
+                     const TrainProgress& progress, const std::string& model_spec,
+                     const Module* objectives) {
     std::map<std::string, Tensor> tensors;
     for (const auto& [name, t] : model.state_dict()) tensors[kModelPrefix + name] = t;
+    if (objectives)
+        for (const auto& [name, t] : objectives->state_dict()) tensors[kObjectivesPrefix + name] = t;
     for (const auto& [name, t] : optimizer.state_dict()) tensors[kOptimPrefix + name] = t;
     // The generator's state is unsigned 64-bit; int64 keeps the same bit pattern.
     tensors["rng.seed"] = int64_scalar(static_cast<std::int64_t>(default_generator().seed()));
@@ -90,6 +111,8 @@ Checkpoint read_checkpoint(const std::string& path) {
     c.model_spec = file.metadata.count("model") ? file.metadata.at("model") : "";
     for (const auto& [name, t] : file.tensors) {
         if (name.starts_with(kModelPrefix)) c.model[name.substr(kModelPrefix.size())] = t;
+        if (name.starts_with(kObjectivesPrefix))
+            c.objectives[name.substr(kObjectivesPrefix.size())] = t;
         if (name.starts_with(kOptimPrefix)) c.optimizer[name.substr(kOptimPrefix.size())] = t;
     }
     require(!c.model.empty(), "checkpoint ", path, " holds no model.* tensors");
@@ -110,29 +133,22 @@ Checkpoint read_checkpoint(const std::string& path) {
 }
 
 void restore_checkpoint(const Checkpoint& c, const std::string& path, Model& model,
-                        Optimizer& optimizer, const std::string& model_spec) {
+                        Optimizer& optimizer, const std::string& model_spec, Module* objectives) {
     require(c.model_spec == model_spec, "checkpoint ", path, " was saved for model '", c.model_spec,
             "', but the run's config says '", model_spec, "'");
-    // The model is checked by hand first, then the optimizer loads (it checks before it changes
-    // anything), then the model: an error at any point leaves both untouched.
-    const NamedTensors expected = model.state_dict();
-    for (const auto& [name, t] : expected) {
-        auto it = c.model.find(name);
-        require(it != c.model.end(), "checkpoint ", path, " lacks model tensor '", name, "'");
-        require(it->second.shape() == t.shape(), "checkpoint ", path, ": model tensor '", name,
-                "' is ", shape_str(it->second.shape()), ", the model's is ", shape_str(t.shape()));
-        require(is_floating(it->second.dtype()) == is_floating(t.dtype()), "checkpoint ", path,
-                ": model tensor '", name, "' is ", dtype_name(it->second.dtype()),
-                ", the model's is ", dtype_name(t.dtype()));
-    }
-    require(c.model.size() == expected.size(), "checkpoint ", path, " holds ", c.model.size(),
-            " model tensors, the model has ", expected.size());
+    require(objectives || c.objectives.empty(), "checkpoint ", path,
+            " holds the state of distillation objectives: it belongs to a `retort distill` run");
+    // The model and the objectives are checked by hand first, then the optimizer loads (it checks
+    // before it changes anything), then the modules: an error at any point leaves all untouched.
+    check_state(model.state_dict(), c.model, path, "model");
+    if (objectives) check_state(objectives->state_dict(), c.objectives, path, "objectives");
     try {
         optimizer.load_state(c.optimizer);
     } catch (const Error& e) {
         fail("checkpoint ", path, ": the optimizer state does not fit: ", e.what());
     }
     model.load_state_dict(c.model);
+    if (objectives) objectives->load_state_dict(c.objectives);
     default_generator().manual_seed(c.rng_seed);
     default_generator().set_offset(c.rng_offset);
 }

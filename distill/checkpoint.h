@@ -3,6 +3,8 @@
 // A checkpoint is one .safetensors file, written atomically (temporary file, then rename):
 //
 //   model.<name>       the model's state dict (parameters and buffers, PyTorch names)
+//   objectives.<name>  a distillation run only: the objectives' own state (connectors, memory
+//                      banks, margins), named <objective>.<state-dict name>
 //   optim.<name>       the optimizer's state_dict(): step counts, momentum / Adam moments, lrs
 //   rng.seed           int64 scalars: the default Generator (dropout, DropPath, any draw made
 //   rng.offset           during training), as its 64-bit pattern
@@ -16,7 +18,8 @@
 // Everything else a run depends on is a pure function of the config and these numbers: the
 // loader's order and augmentation are drawn from (seed, epoch, sample), and the learning-rate
 // schedule from the step. So a run resumed from the checkpoint of epoch e computes the same bits
-// as one that never stopped (on the CPU; tests/test_train.cpp checks it).
+// as one that never stopped (on the CPU; tests/test_train.cpp and tests/test_distill.cpp check
+// it).
 //
 // A weights file (best.safetensors) holds only the state dict, under the model's own names, so
 // PyTorch, `retort infer` and a distillation teacher can read it as it is; its metadata says
@@ -42,6 +45,7 @@ struct TrainProgress {
 
 struct Checkpoint {
     std::map<std::string, Tensor> model;      // state dict, names without the "model." prefix
+    std::map<std::string, Tensor> objectives;  // "objectives." entries without the prefix
     std::map<std::string, Tensor> optimizer;  // Optimizer::state_dict() names
     std::uint64_t rng_seed = 0, rng_offset = 0;
     TrainProgress progress;
@@ -50,15 +54,20 @@ struct Checkpoint {
 
 constexpr int kCheckpointFormatVersion = 1;
 
+// `objectives` (may be null): modules trained with the model but not part of it (a distillation
+// run's objectives), saved as objectives.<name>.
 void save_checkpoint(const std::string& path, const Model& model, const Optimizer& optimizer,
-                     const TrainProgress& progress, const std::string& model_spec);
+                     const TrainProgress& progress, const std::string& model_spec,
+                     const Module* objectives = nullptr);
 // Reads and checks a checkpoint (every entry present, scalars of the right type, the format and
 // its version); a missing, truncated or foreign file is an Error that names it.
 Checkpoint read_checkpoint(const std::string& path);
-// Puts the state into the model, the optimizer and the default generator; checks everything
-// (names, shapes, the model spec) before changing anything.
+// Puts the state into the model, the objectives (if any), the optimizer and the default
+// generator; checks everything (names, shapes, the model spec, objectives present on both sides
+// or neither) before changing anything.
 void restore_checkpoint(const Checkpoint& checkpoint, const std::string& path, Model& model,
-                        Optimizer& optimizer, const std::string& model_spec);
+                        Optimizer& optimizer, const std::string& model_spec,
+                        Module* objectives = nullptr);
 
 // Writes the model's state dict alone (best.safetensors).
 void save_weights(const std::string& path, const Model& model,

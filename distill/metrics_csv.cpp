@@ -76,12 +76,13 @@ std::string join(const std::vector<std::string>& names) {
 
 // Rewrites the file keeping the header and the rows whose step is <= keep_through_step.
 void drop_rows_after(const std::string& path, std::int64_t keep_through_step) {
-    const std::size_t width = split_fields(kMetricsColumns).size();
+    std::size_t width = 0;  // the header's, so extra columns count
     std::ifstream in(path);
     std::string line, kept;
     for (int line_no = 1; std::getline(in, line); ++line_no) {
         if (line.empty()) continue;
         if (line_no == 1) {
+            width = split_fields(line).size();
             kept += line + "\n";
             continue;
         }
@@ -106,9 +107,11 @@ void drop_rows_after(const std::string& path, std::int64_t keep_through_step) {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
+// The fixed numeric columns, and a distillation run's per-objective "loss.<name>" columns.
 bool is_known_numeric(const std::string& name) {
     const auto& known = metrics_numeric_columns();
-    return std::find(known.begin(), known.end(), name) != known.end();
+    return std::find(known.begin(), known.end(), name) != known.end() ||
+           (name.starts_with("loss.") && name.size() > 5);
 }
 
 // Checks the header and sets up the table's columns.
@@ -150,14 +153,27 @@ void read_row(const std::vector<std::string>& fields, int line_number, EmptyCell
 
 }  // namespace
 
-MetricsCsv::MetricsCsv(const std::string& path, std::int64_t keep_through_step) : path_(path) {
+MetricsCsv::MetricsCsv(const std::string& path, std::int64_t keep_through_step,
+                       std::vector<std::string> extra_columns)
+    : path_(path), extra_columns_(std::move(extra_columns)) {
     namespace fs = std::filesystem;
-    if (keep_through_step >= 0 && fs::exists(path)) drop_rows_after(path, keep_through_step);
+    std::string header = kMetricsColumns;
+    for (const std::string& column : extra_columns_) header += "," + column;
+    if (keep_through_step >= 0 && fs::exists(path) && fs::file_size(path) > 0) {
+        std::ifstream in(path);
+        std::string first;
+        std::getline(in, first);
+        if (!first.empty() && first.back() == '\r') first.pop_back();
+        require(first == header, path, " has the columns ", first, ", but this run writes ", header,
+                "; it was written by another kind of run");
+        in.close();
+        drop_rows_after(path, keep_through_step);
+    }
     const bool fresh = !fs::exists(path) || fs::file_size(path) == 0;
     file_ = std::fopen(path.c_str(), "a");
     require(file_ != nullptr, "cannot open ", path, " for writing");
     if (fresh) {
-        std::fprintf(file_, "%s\n", kMetricsColumns);
+        std::fprintf(file_, "%s\n", header.c_str());
         std::fflush(file_);
     }
 }
@@ -167,22 +183,29 @@ MetricsCsv::~MetricsCsv() {
 }
 
 MetricsCsv::MetricsCsv(MetricsCsv&& other) noexcept
-    : file_(std::exchange(other.file_, nullptr)), path_(std::move(other.path_)) {}
+    : file_(std::exchange(other.file_, nullptr)),
+      path_(std::move(other.path_)),
+      extra_columns_(std::move(other.extra_columns_)) {}
 
 MetricsCsv& MetricsCsv::operator=(MetricsCsv&& other) noexcept {
     if (this != &other) {
         if (file_) std::fclose(file_);
         file_ = std::exchange(other.file_, nullptr);
         path_ = std::move(other.path_);
+        extra_columns_ = std::move(other.extra_columns_);
     }
     return *this;
 }
 
 void MetricsCsv::append(const MetricsRow& r) {
     internal_check(file_ != nullptr, "metrics.csv append before open");
-    std::fprintf(file_, "%.4f,%lld,%s,%.6f,%.3f,%.3f,%.6g,%.2f\n", r.epoch,
+    internal_check(r.extra.size() <= extra_columns_.size(), "metrics.csv row with too many cells");
+    std::fprintf(file_, "%.4f,%lld,%s,%.6f,%.3f,%.3f,%.6g,%.2f", r.epoch,
                  static_cast<long long>(r.step), r.split.c_str(), r.loss, r.top1, r.top5, r.lr,
                  r.seconds);
+    for (std::size_t i = 0; i < extra_columns_.size(); ++i)
+        std::fprintf(file_, ",%s", i < r.extra.size() ? r.extra[i].c_str() : "");
+    std::fprintf(file_, "\n");
     require(std::fflush(file_) == 0, "cannot write to ", path_);
 }
 

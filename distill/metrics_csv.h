@@ -12,6 +12,9 @@
 //   top1, top5   accuracy in percent (train: on the batches since the previous train row)
 //   lr       the learning rate of the last step
 //   seconds  wall time since the run started (a resumed run continues the count)
+// A run may add columns after these (a distillation run: `stage` when it has a pre-training stage,
+// and one `loss.<objective>` per objective); the writer is told their names when it opens the
+// file, and each row brings one cell per extra column ("" where it has no value: "not measured").
 // Each row is flushed as it is written, so a crash loses at most the row being written.
 //
 // Reading comes in two strengths on one parser. The table reader (read_metrics_table) takes any
@@ -40,15 +43,18 @@ struct MetricsRow {
     std::int64_t step = 0;
     std::string split;
     double loss = 0, top1 = 0, top5 = 0, lr = 0, seconds = 0;
+    std::vector<std::string> extra;  // one cell per extra column of the writer, already formatted
 };
 
 class MetricsCsv {
 public:
     MetricsCsv() = default;
-    // Opens `path` for appending, writing the header if the file is new or empty. With
-    // keep_through_step >= 0 (a resumed run), rows with a larger step, written after the
-    // checkpoint the run resumes from, are dropped first.
-    explicit MetricsCsv(const std::string& path, std::int64_t keep_through_step = -1);
+    // Opens `path` for appending, writing the header (kMetricsColumns, then extra_columns) if the
+    // file is new or empty. With keep_through_step >= 0 (a resumed run), rows with a larger step,
+    // written after the checkpoint the run resumes from, are dropped first, and the file's header
+    // must be the one this writer would write (else an Error: the rows would not line up).
+    explicit MetricsCsv(const std::string& path, std::int64_t keep_through_step = -1,
+                        std::vector<std::string> extra_columns = {});
     ~MetricsCsv();
     MetricsCsv(const MetricsCsv&) = delete;
     MetricsCsv& operator=(const MetricsCsv&) = delete;
@@ -61,6 +67,7 @@ public:
 private:
     std::FILE* file_ = nullptr;
     std::string path_;
+    std::vector<std::string> extra_columns_;
 };
 
 // ---- reading ----
@@ -80,7 +87,8 @@ struct MetricsTable {
 // column, "" as the split), or a broken file.
 enum class EmptyCells { not_measured, refused };
 
-// The numeric columns the reader knows and checks.
+// The numeric columns the reader knows and checks. Columns named "loss.<name>" (a distillation
+// run's per-objective losses) are read as numbers too.
 const std::vector<std::string>& metrics_numeric_columns();
 
 // Parses CSV text; `source` names it in messages ("run/metrics.csv:7: ..."). Throws a

@@ -152,8 +152,8 @@ const std::vector<std::string>& resume_overridable_keys() {
     return keys;
 }
 
-void apply_resume_overrides(Config& config, const std::vector<std::string>& overrides) {
-    const std::vector<std::string>& allowed = resume_overridable_keys();
+void apply_resume_overrides(Config& config, const std::vector<std::string>& overrides,
+                            const std::vector<std::string>& allowed) {
     for (const std::string& assignment : overrides) {
         const std::string name = assignment.substr(0, assignment.find('='));
         bool ok = false;

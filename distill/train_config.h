@@ -106,7 +106,9 @@ std::optional<std::vector<std::int64_t>> parse_milestones(const std::string& tex
 // shortened run. Any other override is refused, because the resumed run would no longer continue
 // the one that was interrupted.
 const std::vector<std::string>& resume_overridable_keys();
-// Applies the overrides to a run's saved config, refusing those not in resume_overridable_keys().
-void apply_resume_overrides(Config& config, const std::vector<std::string>& overrides);
+// Applies the overrides to a run's saved config, refusing those not in `allowed`
+// (resume_overridable_keys() for a training run; a distillation run allows a few more).
+void apply_resume_overrides(Config& config, const std::vector<std::string>& overrides,
+                            const std::vector<std::string>& allowed = resume_overridable_keys());
 
 }  // namespace retort

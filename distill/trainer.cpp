@@ -5,7 +5,9 @@
 // The loop matches a standard PyTorch classification script: model.train(); for each batch
 // loss = F.cross_entropy(model(x), y, label_smoothing); opt.zero_grad(); loss.backward();
 // clip_grad_norm_ (optional); opt.step(); scheduler.step() (per step); then model.eval() and
-// torch.no_grad() for validation and test.
+// torch.no_grad() for validation and test. A distillation run's pre-training stage is the
+// reference code's separate init loop (RepDistiller helper/pretrain.py: its own SGD at the
+// constant base lr), folded into the same loop so that one checkpoint covers both stages.
 #include "distill/trainer.h"
 
 #include <unistd.h>
@@ -50,6 +52,37 @@ private:
     std::int64_t warmup_;
     double start_factor_;
 };
+
+// The constant base lr for the pre-training stage's steps, then the main schedule counted from
+// the main stage's first step.
+class AfterPreStage : public LrSchedule {
+public:
+    AfterPreStage(std::unique_ptr<LrSchedule> main, std::int64_t pre_steps)
+        : main_(std::move(main)), pre_steps_(pre_steps) {}
+    double lr(std::int64_t t, double base_lr) const override {
+        return t < pre_steps_ ? base_lr : main_->lr(t - pre_steps_, base_lr);
+    }
+
+private:
+    std::unique_ptr<LrSchedule> main_;
+    std::int64_t pre_steps_;
+};
+
+// The parameters the optimizer updates: the model's, then the objectives' as "objectives.<name>".
+std::vector<std::pair<std::string, Tensor>> trained_parameters(const Model& model,
+                                                               const Module* objectives) {
+    std::vector<std::pair<std::string, Tensor>> params = model.named_parameters();
+    if (objectives)
+        for (auto& [name, p] : objectives->named_parameters()) params.emplace_back("objectives." + name, p);
+    return params;
+}
+
+std::string format_cell(double value) {
+    if (std::isnan(value)) return "";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.6f", value);
+    return text;
+}
 
 std::string model_name(const std::string& spec) { return spec.substr(0, spec.find(':')); }
 
@@ -124,7 +157,7 @@ EvalResult evaluate(Model& model, DataLoader& loader) {
 LossOutput classification_loss(Model& model, const Batch& batch, double label_smoothing) {
     Tensor logits = model.forward(batch.images);
     const Tensor& target = batch.targets.defined() ? batch.targets : batch.labels;
-    return {cross_entropy(logits, target, "mean", label_smoothing), logits};
+    return {cross_entropy(logits, target, "mean", label_smoothing), logits, {}};
 }
 
 // ---- building a run from its config ----
@@ -208,14 +241,14 @@ std::string default_run_dir(const std::string& model_spec) {
     return "runs/" + model_name(model_spec) + "-" + stamp;
 }
 
-void check_new_run_dir(const std::string& dir) {
+void check_new_run_dir(const std::string& dir, const std::string& command) {
     require(!dir.empty(), "the run directory is empty: give one with --out DIR or run.dir");
     std::error_code ec;
     const fs::path path(dir);
     if (fs::exists(path, ec)) {
         require(fs::is_directory(path, ec), "run directory ", dir, " exists and is not a directory");
         require(fs::is_empty(path, ec), "run directory ", dir,
-                " already exists and is not empty; continue it with `retort train --resume ", dir,
+                " already exists and is not empty; continue it with `retort ", command, " --resume ", dir,
                 "` or choose another with --out");
         require(::access(dir.c_str(), W_OK) == 0, "run directory ", dir, " is not writable");
         return;
@@ -230,9 +263,14 @@ void check_new_run_dir(const std::string& dir) {
 
 // ---- the Trainer ----
 
-Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits data)
-    : config_(std::move(config)), model_(std::move(model)), data_(std::move(data)) {
+Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits data,
+                 TrainerAddons addons)
+    : config_(std::move(config)),
+      model_(std::move(model)),
+      data_(std::move(data)),
+      addons_(std::move(addons)) {
     internal_check(model_ != nullptr, "Trainer needs a model");
+    internal_check(addons_.pre_stage_epochs >= 0, "negative pre-stage epochs");
     require(has_samples(data_.train), "the training split is empty");
     if (config_.run.threads > 0) set_num_threads(config_.run.threads);
 
@@ -254,10 +292,14 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
         steps_per_epoch_ = std::min(steps_per_epoch_, config_.run.max_steps_per_epoch);
     require(steps_per_epoch_ > 0, "the training split gives no batches");
 
-    check_model_fits_data();
-    params_ = model_->parameters();
-    optimizer_ = make_optimizer(config_.optim, model_->named_parameters());
+    check_model_fits_data(*model_, config_.model, data_, config_);
+    const auto named = trained_parameters(*model_, addons_.objectives.get());
+    for (const auto& [_, p] : named) params_.push_back(p);
+    optimizer_ = make_optimizer(config_.optim, named);
     schedule_ = make_schedule(config_.schedule, config_.run.epochs, steps_per_epoch_);
+    if (addons_.pre_stage_epochs > 0)
+        schedule_ = std::make_unique<AfterPreStage>(std::move(schedule_),
+                                                    addons_.pre_stage_epochs * steps_per_epoch_);
     const double smoothing = config_.optim.label_smoothing;
     loss_ = [smoothing](Model& m, const Batch& b, const StepContext&) {
         return classification_loss(m, b, smoothing);
@@ -273,9 +315,9 @@ void check_model_classes(const Model& model, const Dataset& data, const std::str
             " classes (set num_classes in the model spec)");
 }
 
-void Trainer::check_model_fits_data() {
-    const std::string& spec = config_.model;
-    check_model_classes(*model_, *data_.train, spec);
+void check_model_fits_data(Model& model, const std::string& spec, const DatasetSplits& data,
+                           const TrainConfig& config) {
+    check_model_classes(model, *data.train, spec);
     // One small batch through each transform pipeline and the model, in eval mode without a
     // graph: nothing random is drawn and no BatchNorm statistic moves.
     auto trial = [&](const std::shared_ptr<const Dataset>& split, const std::string& transforms,
@@ -284,28 +326,35 @@ void Trainer::check_model_fits_data() {
         o.batch_size = std::min<std::int64_t>(2, split->size());
         o.shuffle = false;
         o.workers = 0;
-        o.seed = config_.run.seed;
+        o.seed = config.run.seed;
         o.transforms = transforms;
         Batch batch;
         try {
             DataLoader loader(split, o);
             loader.start_epoch(0);
             require(loader.next(batch), "no batch came out");
-            model_->eval();
+            model.eval();
             NoGradGuard no_grad;
-            model_->check_input(batch.images);
-            model_->forward(batch.images);
+            model.check_input(batch.images);
+            model.forward(batch.images);
         } catch (const Error& e) {
-            model_->train();
+            model.train();
             fail("a trial batch of the ", which, " data (transforms \"", transforms,
                  "\") does not fit model ", spec, ": ", e.what(),
                  " (the model's in_chans and img_size, or the transforms, must change)");
         }
-        model_->train();
+        model.train();
     };
-    trial(data_.train, config_.data.train_transforms, "training");
-    if (has_samples(data_.val)) trial(data_.val, config_.data.eval_transforms, "validation");
-    else if (has_samples(data_.test)) trial(data_.test, config_.data.eval_transforms, "test");
+    trial(data.train, config.data.train_transforms, "training");
+    if (has_samples(data.val)) trial(data.val, config.data.eval_transforms, "validation");
+    else if (has_samples(data.test)) trial(data.test, config.data.eval_transforms, "test");
+}
+
+std::vector<std::string> Trainer::metrics_columns() const {
+    std::vector<std::string> columns;
+    if (addons_.pre_stage_epochs > 0) columns.push_back("stage");
+    for (const std::string& term : addons_.term_names) columns.push_back("loss." + term);
+    return columns;
 }
 
 void Trainer::set_console(std::FILE* out, bool live) {
@@ -321,7 +370,7 @@ void Trainer::start(const std::string& run_dir, const Config& config) {
     config.save((fs::path(run_dir) / "config").string());
     run_dir_ = run_dir;
     progress_ = TrainProgress{};
-    metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string());
+    metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), -1, metrics_columns());
 }
 
 void Trainer::resume(const std::string& run_dir) {
@@ -331,43 +380,68 @@ void Trainer::resume(const std::string& run_dir) {
             " has no last.safetensors: the run saved no checkpoint yet (it saves one at the end "
             "of every epoch)");
     Checkpoint checkpoint = read_checkpoint(path);
-    require(checkpoint.progress.epoch < config_.run.epochs, "the run in ", run_dir,
-            " has already done ", checkpoint.progress.epoch, " of its ", config_.run.epochs,
-            " epochs; to train longer, resume with --set run.epochs=N (N > ",
-            checkpoint.progress.epoch, ")");
-    restore_checkpoint(checkpoint, path, *model_, *optimizer_, config_.model);
+    const std::int64_t pre = addons_.pre_stage_epochs;
+    require(checkpoint.progress.epoch < total_epochs(), "the run in ", run_dir,
+            " has already done ", checkpoint.progress.epoch, " of its ", total_epochs(), " epochs",
+            pre > 0 ? cat(" (", pre, " of them the pre-training stage)") : std::string(),
+            "; to train longer, resume with --set run.epochs=N (N > ",
+            checkpoint.progress.epoch - pre, ")");
+    restore_checkpoint(checkpoint, path, *model_, *optimizer_, config_.model,
+                       addons_.objectives.get());
     run_dir_ = run_dir;
     progress_ = checkpoint.progress;
-    metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), progress_.step);
+    metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), progress_.step,
+                          metrics_columns());
 }
 
 double Trainer::elapsed() const { return seconds_at_start_ + (now_ns() - clock_start_ns_) * 1e-9; }
 
 const TrainProgress& Trainer::run(std::int64_t until_epoch) {
     require(metrics_.is_open(), "Trainer::run: call start() or resume() first");
-    if (until_epoch <= 0) until_epoch = config_.run.epochs;
-    until_epoch = std::min(until_epoch, config_.run.epochs);
+    if (until_epoch <= 0) until_epoch = total_epochs();
+    until_epoch = std::min(until_epoch, total_epochs());
     seconds_at_start_ = progress_.seconds;
     clock_start_ns_ = now_ns();
     for (std::int64_t epoch = progress_.epoch; epoch < until_epoch; ++epoch) train_epoch(epoch);
     return progress_;
 }
 
+std::string Trainer::stage_of(std::int64_t epoch) const {
+    return epoch < addons_.pre_stage_epochs ? "pre" : "main";
+}
+
 void Trainer::train_epoch(std::int64_t epoch) {
     const std::int64_t log_every = config_.run.log_every;
+    const std::int64_t pre = addons_.pre_stage_epochs;
+    if (pre > 0 && epoch == 0)
+        printer_.message(cat("pre-training stage: epochs 1 to ", pre, " of ", total_epochs()));
+    if (pre > 0 && epoch == pre) {
+        // The main stage starts from a fresh optimizer state, as the reference code's new
+        // optimizer after its init loop; a run resumed at this epoch resets it the same way.
+        optimizer_ = make_optimizer(config_.optim, trained_parameters(*model_, addons_.objectives.get()));
+        printer_.message(cat("main stage: epochs ", pre + 1, " to ", total_epochs()));
+    }
     const double epoch_start = elapsed();
-    printer_.begin_epoch(epoch + 1, config_.run.epochs, steps_per_epoch_);
+    printer_.begin_epoch(epoch + 1, total_epochs(), steps_per_epoch_);
     model_->train();
     train_loader_->start_epoch(epoch);
 
+    const std::size_t terms = addons_.term_names.size();
     double window_loss = 0, epoch_loss = 0;
+    std::vector<double> window_terms(terms, 0.0);
     std::int64_t window_steps = 0, window_images = 0, epoch_images = 0;
     TopkHits window_hits;
     auto write_train_row = [&](std::int64_t done) {
         const double n = static_cast<double>(window_images);
-        metrics_.append({epoch + static_cast<double>(done) / steps_per_epoch_, progress_.step, "train",
-                         window_loss / window_steps, 100.0 * window_hits.top1 / n,
-                         100.0 * window_hits.top5 / n, optimizer_->lr(), elapsed()});
+        MetricsRow row{epoch + static_cast<double>(done) / steps_per_epoch_, progress_.step, "train",
+                       window_loss / window_steps, 100.0 * window_hits.top1 / n,
+                       100.0 * window_hits.top5 / n, optimizer_->lr(), elapsed(), {}};
+        if (pre > 0) row.extra.push_back(stage_of(epoch));
+        for (double& sum : window_terms) {
+            row.extra.push_back(format_cell(sum / window_steps));
+            sum = 0;
+        }
+        metrics_.append(row);
         window_loss = 0;
         window_steps = window_images = 0;
         window_hits = {};
@@ -377,9 +451,15 @@ void Trainer::train_epoch(std::int64_t epoch) {
     for (std::int64_t i = 0; i < steps_per_epoch_; ++i) {
         internal_check(train_loader_->next(batch), "the loader ran out of batches early");
         apply_lr_schedule(*optimizer_, *schedule_, progress_.step);
-        const StepContext ctx{epoch, progress_.step, steps_per_epoch_,
-                              config_.run.epochs * steps_per_epoch_};
+        const StepContext ctx{epoch,
+                              progress_.step,
+                              steps_per_epoch_,
+                              total_epochs() * steps_per_epoch_,
+                              pre,
+                              config_.run.epochs};
         LossOutput out = loss_(*model_, batch, ctx);
+        internal_check(out.terms.size() == terms,
+                       "the loss function returned another number of terms than the trainer's addons name");
         const double loss = out.loss.item();
         require(std::isfinite(loss), "the training loss became ", loss, " at step ",
                 progress_.step + 1, " (epoch ", epoch + 1,
@@ -394,6 +474,7 @@ void Trainer::train_epoch(std::int64_t epoch) {
         const std::int64_t images = batch.labels.numel();
         window_loss += loss;
         epoch_loss += loss;
+        for (std::size_t k = 0; k < terms; ++k) window_terms[k] += out.terms[k];
         ++window_steps;
         window_images += images;
         epoch_images += images;
@@ -410,9 +491,10 @@ void Trainer::train_epoch(std::int64_t epoch) {
 void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_seconds,
                            std::int64_t train_images) {
     const double epoch_start = elapsed() - train_seconds;
+    const bool main_stage = epoch >= addons_.pre_stage_epochs;
     EpochSummary summary;
     summary.epoch = epoch + 1;
-    summary.epochs = config_.run.epochs;
+    summary.epochs = total_epochs();
     summary.train_loss = train_loss;
     summary.images_per_second = train_seconds > 0 ? train_images / train_seconds : 0;
 
@@ -421,8 +503,10 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
         if (!loader) return -1;
         printer_.evaluating(split);
         result = evaluate(*model_, *loader);
-        metrics_.append({static_cast<double>(epoch + 1), progress_.step, split, result.loss,
-                         result.top1, result.top5, optimizer_->lr(), elapsed()});
+        MetricsRow row{static_cast<double>(epoch + 1), progress_.step, split, result.loss,
+                       result.top1, result.top5, optimizer_->lr(), elapsed(), {}};
+        if (addons_.pre_stage_epochs > 0) row.extra.push_back(stage_of(epoch));
+        metrics_.append(row);  // the loss terms are training quantities: empty cells here
         return result.top1;
     };
     summary.val_top1 = report(val_loader_.get(), "val", last_val_);
@@ -430,8 +514,9 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
     model_->train();
 
     progress_.epoch = epoch + 1;
-    // Without a validation split there is nothing to choose by: best follows last.
-    if (!val_loader_ || summary.val_top1 > progress_.best_top1) {
+    // Without a validation split there is nothing to choose by: best follows last. The
+    // pre-training stage does not train the classifier for its own sake: it is never "best".
+    if (main_stage && (!val_loader_ || summary.val_top1 > progress_.best_top1)) {
         progress_.best_top1 = std::max(summary.val_top1, progress_.best_top1);
         progress_.best_epoch = epoch + 1;
         summary.best = val_loader_ != nullptr;
@@ -444,7 +529,7 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
     }
     progress_.seconds = elapsed();
     save_checkpoint((fs::path(run_dir_) / "last.safetensors").string(), *model_, *optimizer_,
-                    progress_, config_.model);
+                    progress_, config_.model, addons_.objectives.get());
     summary.seconds = elapsed() - epoch_start;
     printer_.end_epoch(summary);
 }

@@ -15,6 +15,21 @@
 // objective replaces it with a function that also runs a frozen teacher (under NoGradGuard) and
 // adds its terms; nothing else in the loop changes.
 //
+// What distillation adds (TrainerAddons; `retort train` leaves them empty):
+//   - objectives: modules trained with the model but not part of it (connectors, memory banks).
+//     Their parameters join the model's in the one optimizer (named "objectives.<name>", under
+//     the same weight-decay rule) and their state is saved in last.safetensors; best.safetensors
+//     holds the model alone, so it loads like any trained model.
+//   - a pre-training stage: pre_stage_epochs epochs run before the run.epochs epochs of the main
+//     stage. The epoch counter (progress, metrics.csv, checkpoints) counts both, so a run with 2
+//     pre-stage epochs and run.epochs = 10 has 12 epochs and can stop and resume anywhere. The
+//     pre-stage trains at the constant base lr; the main stage starts with a fresh optimizer
+//     (momentum and Adam moments reset, as the reference code builds a new one) and the
+//     configured schedule counted from its own first step. best.safetensors is chosen among
+//     main-stage epochs only. metrics.csv gets a `stage` column (pre | main).
+//   - terms: names of the parts of the loss (LossOutput::terms), written to metrics.csv as
+//     columns loss.<name> next to the total, averaged over the same steps as `loss`.
+//
 // Lifecycle: construct (checks the model against the data with a trial batch; writes nothing),
 // then start() a new run directory or resume() one, then run().
 #pragma once
@@ -55,15 +70,27 @@ TopkHits count_topk(const Tensor& logits, const Tensor& labels);
 
 // Where the loop is when it asks for a loss.
 struct StepContext {
-    std::int64_t epoch = 0;            // 0-based epoch being trained
+    std::int64_t epoch = 0;            // 0-based epoch being trained, pre-stage epochs included
     std::int64_t step = 0;             // optimizer steps taken before this one
     std::int64_t steps_per_epoch = 0;
     std::int64_t total_steps = 0;
+    std::int64_t pre_stage_epochs = 0;  // epochs of the pre-training stage (0: none)
+    std::int64_t epochs = 0;            // epochs of the main stage (run.epochs)
+
+    bool in_pre_stage() const { return epoch < pre_stage_epochs; }
 };
 
 struct LossOutput {
     Tensor loss;    // scalar; backward() is called on it
     Tensor logits;  // (B, K) for the train accuracy in metrics.csv
+    std::vector<double> terms;  // one value per TrainerAddons::term_names (NaN: not computed)
+};
+
+// What a distillation run adds to the loop (see the top of this file).
+struct TrainerAddons {
+    std::shared_ptr<Module> objectives;
+    std::int64_t pre_stage_epochs = 0;
+    std::vector<std::string> term_names;
 };
 using LossFn = std::function<LossOutput(Model& model, const Batch& batch, const StepContext& ctx)>;
 
@@ -85,19 +112,27 @@ std::unique_ptr<LrSchedule> make_schedule(const TrainConfig::Schedule& schedule,
 // An Error unless the model has one output per class of the dataset. (Channels and image size
 // are checked on a transformed batch: a transform such as repeat_channels may change them.)
 void check_model_classes(const Model& model, const Dataset& data, const std::string& spec);
+// check_model_classes, then one small batch of the training and of the evaluation transforms
+// through the model (eval mode, no graph, nothing random drawn, no BatchNorm statistic moved):
+// an Error naming the split, the transforms and the model spec if it does not fit. The model is
+// left in train mode.
+void check_model_fits_data(Model& model, const std::string& spec, const DatasetSplits& data,
+                           const TrainConfig& config);
 
 // "runs/<model name>-<YYYYmmdd-HHMMSS>" (local time).
 std::string default_run_dir(const std::string& model_spec);
 // An Error unless `dir` can hold a new run: it is absent and could be created (the nearest
-// existing parent is a writable directory), or it is an empty directory.
-void check_new_run_dir(const std::string& dir);
+// existing parent is a writable directory), or it is an empty directory. `command` names the
+// subcommand that would continue an existing run, for the message.
+void check_new_run_dir(const std::string& dir, const std::string& command = "train");
 
 class Trainer {
 public:
     // Builds the loaders and the optimizer, and runs a trial batch of the training and the
     // evaluation transforms through the model (eval mode, no graph, no random draws): a model
     // that does not fit the data fails here, before any file is written.
-    Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits data);
+    Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits data,
+            TrainerAddons addons = {});
     ~Trainer();
     Trainer(const Trainer&) = delete;
     Trainer& operator=(const Trainer&) = delete;
@@ -112,8 +147,11 @@ public:
     // progress; metrics.csv loses any row written after that checkpoint. An Error if the run has
     // already done run.epochs epochs.
     void resume(const std::string& run_dir);
-    // Trains until epoch `until_epoch` (1-based, inclusive; 0: run.epochs) is done.
+    // Trains until epoch `until_epoch` (1-based, inclusive, pre-stage epochs included; 0: all of
+    // them) is done.
     const TrainProgress& run(std::int64_t until_epoch = 0);
+    // Pre-stage plus main-stage epochs.
+    std::int64_t total_epochs() const { return addons_.pre_stage_epochs + config_.run.epochs; }
 
     Model& model() { return *model_; }
     Optimizer& optimizer() { return *optimizer_; }
@@ -125,8 +163,9 @@ public:
     const EvalResult& last_test() const { return last_test_; }
 
 private:
-    void check_model_fits_data();
     void train_epoch(std::int64_t epoch);
+    std::vector<std::string> metrics_columns() const;
+    std::string stage_of(std::int64_t epoch) const;  // "pre" or "main"
     void finish_epoch(std::int64_t epoch, double train_loss, double train_seconds,
                       std::int64_t train_images);
     double elapsed() const;
@@ -134,6 +173,7 @@ private:
     TrainConfig config_;
     std::shared_ptr<Model> model_;
     DatasetSplits data_;
+    TrainerAddons addons_;
     std::vector<Tensor> params_;
     std::unique_ptr<DataLoader> train_loader_, val_loader_, test_loader_;
     std::unique_ptr<Optimizer> optimizer_;

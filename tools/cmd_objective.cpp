@@ -46,23 +46,6 @@ constexpr const char* kTeacherFeat = "teacher.feat.";
 constexpr const char* kParam = "param.";
 constexpr const char* kExtra = "extra.";
 
-// Takes every "--set X" / "--set=X" out of args (Options keeps one value per name).
-std::vector<std::string> take_sets(std::vector<std::string>& args) {
-    std::vector<std::string> sets, rest;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--set") {
-            require(i + 1 < args.size(), "option --set needs a value (key=value)");
-            sets.push_back(args[++i]);
-        } else if (args[i].starts_with("--set=")) {
-            sets.push_back(args[i].substr(6));
-        } else {
-            rest.push_back(args[i]);
-        }
-    }
-    args = rest;
-    return sets;
-}
-
 // The schedule position and training-set size given with --set (not hyperparameters).
 struct RunSettings {
     std::int64_t epoch = 0, epochs = 0;
@@ -278,7 +261,7 @@ Tensor grad_or_zeros(const Tensor& t) {
 
 int run_objective(const std::vector<std::string>& raw_args) {
     std::vector<std::string> args = raw_args;
-    const std::vector<std::string> sets = take_sets(args);
+    const std::vector<std::string> sets = take_overrides(args, "key=value");
     Options opts("objective", args,
                  {{"method", "", "objective name (see the table of objectives)"},
                   {"inputs", "", "safetensors file: student.logits, teacher.logits, labels, "

@@ -20,6 +20,7 @@ int run_summary(const std::vector<std::string>& args);
 int run_infer(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
+int run_distill(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
 int run_plot(const std::vector<std::string>& args);
 int run_objective(const std::vector<std::string>& args);
@@ -31,6 +32,8 @@ inline const std::vector<Command>& commands() {
         {"summary", "print a model's layers, tap shapes, parameters and forward FLOPs", run_summary},
         {"infer", "run a model on a safetensors input and write logits and taps", run_infer},
         {"train", "train a model from a config into a run directory, or resume one", run_train},
+        {"distill", "train a student from a frozen teacher with weighted distillation objectives, or resume",
+         run_distill},
         {"eval", "loss, top-1 and top-5 of a model's weights on a dataset split", run_eval},
         {"objective", "evaluate one distillation objective on tensors from a safetensors file, with gradients",
          run_objective},

@@ -88,6 +88,22 @@ double Options::get_double(const std::string& name, double min, double max) cons
     return x;
 }
 
+std::vector<std::string> take_overrides(std::vector<std::string>& args, const std::string& form) {
+    std::vector<std::string> overrides, rest;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--set") {
+            require(i + 1 < args.size(), "option --set needs a value (", form, ")");
+            overrides.push_back(args[++i]);
+        } else if (args[i].starts_with("--set=")) {
+            overrides.push_back(args[i].substr(6));
+        } else {
+            rest.push_back(args[i]);
+        }
+    }
+    args = rest;
+    return overrides;
+}
+
 bool Options::get_flag(const std::string& name) const {
     const std::string v = get(name);
     if (v == "true" || v == "1" || v == "yes") return true;

@@ -31,4 +31,10 @@ private:
     bool help_ = false;
 };
 
+// Takes every "--set X" / "--set=X" out of args and returns the X's in order (Options keeps one
+// value per name, and --set repeats). `form` describes X in the message for a missing value
+// ("section.key=value").
+std::vector<std::string> take_overrides(std::vector<std::string>& args,
+                                        const std::string& form = "section.key=value");
+
 }  // namespace retort::cli

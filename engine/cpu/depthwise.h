@@ -29,24 +29,23 @@ struct DepthwiseShape {
 };
 
 // Calls fn(tap_i, tap_j, rows, cols, row_offset, col_offset) for every kernel tap, with the output
-// rows and columns whose input position (o * stride + offset) lies inside the input.
+// rows and columns whose input position (o * stride + offset) lies inside the input. The windows
+// are worked out once per call (tap_windows) and shared by every plane: on small maps the
+// divisions in valid_outputs otherwise cost more than the arithmetic.
 template <class F>
-void for_each_tap(const ConvGeometry& g, F fn) {
-    for (std::int64_t i = 0; i < g.kernel_h; ++i) {
-        const std::int64_t row_offset = i * g.dilation_h - g.pad_h;
-        const ValidRange rows = valid_outputs(g.out_h, g.height, g.stride_h, row_offset);
+void for_each_tap(const ConvGeometry& g, const std::vector<TapWindow>& windows, F fn) {
+    for (std::int64_t i = 0; i < g.kernel_h; ++i)
         for (std::int64_t j = 0; j < g.kernel_w; ++j) {
-            const std::int64_t col_offset = j * g.dilation_w - g.pad_w;
-            const ValidRange cols = valid_outputs(g.out_w, g.width, g.stride_w, col_offset);
-            fn(i, j, rows, cols, row_offset, col_offset);
+            const TapWindow& w = windows[i * g.kernel_w + j];
+            fn(i, j, w.rows, w.cols, w.row_offset, w.col_offset);
         }
-    }
 }
 
 // y = bias + sum over taps of w[o][i][j] * shifted x; bias may be null.
 template <class T>
 void depthwise_forward(const DepthwiseShape& s, const T* x, const T* w, const T* bias, T* y) {
     const ConvGeometry& g = s.geometry;
+    const std::vector<TapWindow> windows = tap_windows(g);
     const std::int64_t taps = g.kernel_h * g.kernel_w, planes = s.batch * s.out_channels();
     parallel_for(0, planes, grain_for(s.out_plane() * taps), [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t p = b; p < e; ++p) {
@@ -55,7 +54,7 @@ void depthwise_forward(const DepthwiseShape& s, const T* x, const T* w, const T*
             const T* wo = w + o * taps;
             T* out = y + p * s.out_plane();
             std::fill(out, out + s.out_plane(), bias ? bias[o] : T(0));
-            for_each_tap(g, [&](std::int64_t i, std::int64_t j, ValidRange rows, ValidRange cols,
+            for_each_tap(g, windows, [&](std::int64_t i, std::int64_t j, ValidRange rows, ValidRange cols,
                                 std::int64_t row_offset, std::int64_t col_offset) {
                 const T wv = wo[i * g.kernel_w + j];
                 for (std::int64_t oh = rows.first; oh < rows.last; ++oh) {
@@ -77,6 +76,7 @@ void depthwise_forward(const DepthwiseShape& s, const T* x, const T* w, const T*
 template <class T>
 void depthwise_grad_input(const DepthwiseShape& s, const T* dy, const T* w, T* dx) {
     const ConvGeometry& g = s.geometry;
+    const std::vector<TapWindow> windows = tap_windows(g);
     const std::int64_t taps = g.kernel_h * g.kernel_w, planes = s.batch * s.channels;
     parallel_for(0, planes, grain_for(s.multiplier * s.out_plane() * taps),
                  [&](std::int64_t b, std::int64_t e) {
@@ -87,7 +87,7 @@ void depthwise_grad_input(const DepthwiseShape& s, const T* dy, const T* w, T* d
             for (std::int64_t m = 0; m < s.multiplier; ++m) {
                 const std::int64_t o = c * s.multiplier + m;
                 const T* up = dy + (image * s.out_channels() + o) * s.out_plane();
-                for_each_tap(g, [&](std::int64_t i, std::int64_t j, ValidRange rows,
+                for_each_tap(g, windows, [&](std::int64_t i, std::int64_t j, ValidRange rows,
                                     ValidRange cols, std::int64_t row_offset,
                                     std::int64_t col_offset) {
                     const T wv = w[o * taps + i * g.kernel_w + j];
@@ -112,12 +112,13 @@ void depthwise_grad_input(const DepthwiseShape& s, const T* dy, const T* w, T* d
 template <class T>
 void depthwise_grad_weight(const DepthwiseShape& s, const T* x, const T* dy, T* dw) {
     const ConvGeometry& g = s.geometry;
+    const std::vector<TapWindow> windows = tap_windows(g);
     const std::int64_t taps = g.kernel_h * g.kernel_w;
     parallel_for(0, s.out_channels(), grain_for(s.batch * s.out_plane() * taps),
                  [&](std::int64_t b, std::int64_t e) {
         std::vector<T> partial(static_cast<std::size_t>(g.out_w));
         for (std::int64_t o = b; o < e; ++o) {
-            for_each_tap(g, [&](std::int64_t i, std::int64_t j, ValidRange rows, ValidRange cols,
+            for_each_tap(g, windows, [&](std::int64_t i, std::int64_t j, ValidRange rows, ValidRange cols,
                                 std::int64_t row_offset, std::int64_t col_offset) {
                 std::fill(partial.begin(), partial.end(), T(0));
                 for (std::int64_t image = 0; image < s.batch; ++image) {

@@ -1,0 +1,188 @@
+// distill/distill_config.cpp: the schema of a distillation run's configuration and its typed form
+// (the keys and their meaning in distill_config.h).
+//
+// The list-valued keys (objectives, pairs) are checked as the file is read, by the schema's
+// validate hook, so a mistake is reported with the file and line ("run.cfg:14: distill.objectives
+// = 'ce:1, kdd:1': unknown objective 'kdd'; valid objectives: ...") before anything is built.
+#include "distill/distill_config.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "distill/objective.h"
+#include "engine/error.h"
+
+namespace retort {
+
+namespace {
+
+std::string trim(const std::string& s) {
+    const std::size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+// "a, b ,c" -> {"a", "b", "c"}; "" and "  " -> {}.
+std::vector<std::string> split_items(const std::string& text) {
+    std::vector<std::string> items;
+    if (trim(text).empty()) return items;
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t comma = text.find(',', start);
+        items.push_back(trim(text.substr(start, comma - start)));
+        if (comma == std::string::npos) return items;
+        start = comma + 1;
+    }
+}
+
+// A validate hook for the schema: the parser's Error message as the problem.
+template <class Parse>
+std::function<std::string(const std::string&)> problem_of(Parse parse) {
+    return [parse](const std::string& text) -> std::string {
+        try {
+            parse(text);
+            return "";
+        } catch (const Error& e) {
+            return cat("= '", text, "': ", e.what());
+        }
+    };
+}
+
+}  // namespace
+
+std::vector<ObjectiveTerm> parse_objective_list(const std::string& text) {
+    std::vector<ObjectiveTerm> terms;
+    std::set<std::string> seen;
+    for (const std::string& item : split_items(text)) {
+        const std::size_t colon = item.find(':');
+        require(colon != std::string::npos && colon > 0,
+                "expected name:weight items such as ce:0.1, kd:0.9, got '", item, "'");
+        ObjectiveTerm term;
+        term.name = trim(item.substr(0, colon));
+        find_objective(term.name);  // an unknown name lists the valid ones
+        const std::string weight = trim(item.substr(colon + 1));
+        char* end = nullptr;
+        term.weight = std::strtod(weight.c_str(), &end);
+        require(!weight.empty() && *end == '\0' && std::isfinite(term.weight) && term.weight >= 0,
+                "the weight of ", term.name, " must be a finite number >= 0, got '", weight, "'");
+        require(seen.insert(term.name).second, "objective ", term.name, " is given twice");
+        terms.push_back(term);
+    }
+    require(!terms.empty(), "needs at least one objective, e.g. ce:0.1, kd:0.9");
+    return terms;
+}
+
+std::vector<TapPair> parse_pair_list(const std::string& text) {
+    std::vector<TapPair> pairs;
+    for (const std::string& item : split_items(text)) {
+        const std::size_t colon = item.find(':');
+        TapPair pair;
+        if (colon == std::string::npos) {
+            pair.student = pair.teacher = item;
+        } else {
+            require(item.find(':', colon + 1) == std::string::npos,
+                    "a pair is student_tap:teacher_tap, got '", item, "'");
+            pair.student = trim(item.substr(0, colon));
+            pair.teacher = trim(item.substr(colon + 1));
+        }
+        require(!pair.student.empty() && !pair.teacher.empty(),
+                "a pair is student_tap:teacher_tap with both taps named, got '", item, "'");
+        pairs.push_back(pair);
+    }
+    return pairs;
+}
+
+Config distill_config_schema() {
+    Config c = train_config_schema();
+    c.declare_required("distill", "teacher", "model spec of the teacher, e.g. resnet56:in_chans=1,num_classes=10");
+    c.declare_required("distill", "teacher_weights",
+                       "the teacher's weights: a .safetensors file, or a `retort train` run directory "
+                       "(its best.safetensors)");
+
+    ConfigKey objectives;
+    objectives.section = "distill";
+    objectives.key = "objectives";
+    objectives.required = true;
+    objectives.help = "name:weight, ... (e.g. ce:0.1, kd:0.9): the loss is the weighted sum of these objectives";
+    objectives.validate = problem_of(parse_objective_list);
+    c.declare(std::move(objectives));
+
+    ConfigKey pairs;
+    pairs.section = "distill";
+    pairs.key = "pairs";
+    pairs.default_value = "";
+    pairs.help = "student_tap:teacher_tap, ... read by every feature objective without its own "
+                 "pairs (\"\": the stage outputs both models have, or ViT tokens at proportional depths)";
+    pairs.validate = problem_of(parse_pair_list);
+    c.declare(pairs);
+
+    c.declare_string("distill", "teacher_cache", "off",
+                     "caching of the teacher's outputs (off: the teacher runs on every batch)", {"off"});
+
+    declare_objective_keys(c);
+    for (const ObjectiveEntry& entry : objective_table()) {
+        if (entry.max_pairs == 0) continue;  // a logit objective reads no feature pairs
+        ConfigKey own = pairs;
+        own.section = entry.name;
+        own.help = "student_tap:teacher_tap, ... for " + entry.name + " alone (\"\": distill.pairs)";
+        c.declare(std::move(own));
+    }
+    return c;
+}
+
+DistillConfig read_distill_config(const Config& c) {
+    DistillConfig d;
+    d.train = read_train_config(c);
+    d.resolved = c;
+    d.teacher = c.get_string("distill.teacher");
+    require(!d.teacher.empty(), "distill.teacher is empty: give the teacher's model spec");
+    d.teacher_weights = c.get_string("distill.teacher_weights");
+    require(!d.teacher_weights.empty(),
+            "distill.teacher_weights is empty: give the teacher's weights file or run directory");
+    d.objectives = parse_objective_list(c.get_string("distill.objectives"));
+    d.pairs = parse_pair_list(c.get_string("distill.pairs"));
+    for (const ObjectiveTerm& term : d.objectives) {
+        const std::string key = term.name + ".pairs";
+        if (!c.has(key)) continue;
+        std::vector<TapPair> own = parse_pair_list(c.get_string(key));
+        if (!own.empty()) d.objective_pairs[term.name] = own;  // "": distill.pairs
+    }
+    d.teacher_cache = c.get_string("distill.teacher_cache");
+
+    require(d.train.data.batch_transform.empty(), "data.batch_transform = '",
+            d.train.data.batch_transform,
+            "' is not supported in a distillation run: mixup and cutmix make soft targets, but the "
+            "objectives read hard labels");
+    require(d.train.optim.label_smoothing == 0, "optim.label_smoothing = ",
+            d.train.optim.label_smoothing,
+            " is not used in a distillation run: the cross-entropy is the ce objective; set "
+            "[ce] label_smoothing instead");
+    return d;
+}
+
+std::string resolve_teacher_weights(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        const std::string best = (fs::path(path) / "best.safetensors").string();
+        require(fs::is_regular_file(best, ec), "distill.teacher_weights: the run directory ", path,
+                " has no best.safetensors (train the teacher with `retort train` first, or name a "
+                "weights file)");
+        return best;
+    }
+    require(fs::is_regular_file(path, ec), "distill.teacher_weights: no weights file or run directory at ",
+            path);
+    return path;
+}
+
+const std::vector<std::string>& distill_resume_overridable_keys() {
+    static const std::vector<std::string> keys = [] {
+        std::vector<std::string> k = resume_overridable_keys();
+        k.push_back("distill.teacher_weights");
+        return k;
+    }();
+    return keys;
+}
+
+}  // namespace retort

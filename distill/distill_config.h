@@ -1,0 +1,86 @@
+// distill/distill_config.h: the configuration of a distillation run (`retort distill`): everything
+// a training run has, with [model] as the student, plus the teacher, the objectives and their
+// hyperparameters.
+//
+//   [model] [data] [optim] [schedule] [run]   as in distill/train_config.h; [model] is the student
+//   [distill]  teacher          model spec of the teacher (required)
+//              teacher_weights  a weights file (best.safetensors or last.safetensors of a
+//                               `retort train` run, or a PyTorch state dict), or the directory of a
+//                               `retort train` run, meaning its best.safetensors (required)
+//              objectives       name:weight, ... e.g. "ce:0.1, kd:0.9" or "ce:1, at:1000": the
+//                               loss is the weighted sum; names from the table of objectives,
+//                               weights finite and >= 0, at least one objective (required)
+//              pairs            student_tap:teacher_tap, ... the feature pairs every feature
+//                               objective reads unless its own section sets `pairs`; "layer2" is
+//                               short for layer2:layer2. "": the default pairs (below) ("")
+//              teacher_cache    off (the only value for now: the teacher runs on every batch)
+//   [<objective>]  its hyperparameters (declared by the objective, e.g. [kd] T = 4), and for a
+//              feature objective `pairs`, overriding [distill] pairs for that objective alone
+//              (e.g. [fitnet] pairs = layer2:layer2 next to [at] with the default stage outputs)
+//
+// Default pairs, when neither [distill] pairs nor the objective's own is given:
+//   CNN student and teacher (both have layer1, layer2, ...): layerK:layerK for K = 1 .. the
+//     smaller number of stages;
+//   ViT student and teacher (tokens.L): n = the smaller depth pairs at proportional depths,
+//     tokens.(ceil(k Ds / n) - 1):tokens.(ceil(k Dt / n) - 1) for k = 1 .. n (Ds, Dt the depths);
+//   anything else: an Error asking for pairs.
+//
+// Not supported in a distillation run (refused with an Error): data.batch_transform (mixup and
+// cutmix make soft targets, but the objectives read hard labels) and optim.label_smoothing (set
+// [ce] label_smoothing instead).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "distill/train_config.h"
+#include "engine/io/config.h"
+
+namespace retort {
+
+// The training schema, [distill], every objective's section, and `pairs` in the section of
+// every feature objective.
+Config distill_config_schema();
+
+struct ObjectiveTerm {
+    std::string name;  // in the table of objectives
+    double weight = 1;
+};
+
+struct TapPair {
+    std::string student, teacher;
+    // The pair's name as objectives see it: the tap, or "student:teacher" when they differ.
+    std::string name() const { return student == teacher ? student : student + ":" + teacher; }
+};
+
+struct DistillConfig {
+    TrainConfig train;
+    std::string teacher;          // model spec
+    std::string teacher_weights;  // as written in the config (a file or a run directory)
+    std::vector<ObjectiveTerm> objectives;
+    std::vector<TapPair> pairs;   // [distill] pairs; empty: the defaults
+    std::map<std::string, std::vector<TapPair>> objective_pairs;  // [name] pairs, where given
+    std::string teacher_cache;    // "off"
+    Config resolved;              // the whole configuration: objectives read their sections here
+};
+
+// Reads and checks the typed values (the training part with read_train_config).
+DistillConfig read_distill_config(const Config& config);
+
+// "ce:0.1, kd:0.9" -> {{ce, 0.1}, {kd, 0.9}}; an Error for a bad item, an unknown name (listing
+// the valid ones), a weight that is not a finite number >= 0, a name given twice, or no item.
+std::vector<ObjectiveTerm> parse_objective_list(const std::string& text);
+// "layer1:layer1, layer2" -> {{layer1, layer1}, {layer2, layer2}}; "" -> {}. An Error for an
+// empty tap name or more than one ':' in an item.
+std::vector<TapPair> parse_pair_list(const std::string& text);
+
+// The weights file a teacher_weights value names: the file itself, or RUN_DIR/best.safetensors
+// for a run directory. An Error when neither exists.
+std::string resolve_teacher_weights(const std::string& path);
+
+// The keys `retort distill --resume` lets --set change: those of a training run, and
+// distill.teacher_weights (where the same teacher's file lives now).
+const std::vector<std::string>& distill_resume_overridable_keys();
+
+}  // namespace retort

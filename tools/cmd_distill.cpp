@@ -1,0 +1,246 @@
+// tools/cmd_distill.cpp: `retort distill`: trains a student with a frozen teacher and a weighted
+// list of distillation objectives, through the same loop, run directory and console output as
+// `retort train` (tools/training_run.h).
+//
+//   retort distill --config FILE [--data DIR] [--set section.key=value ...] [--out RUN_DIR]
+//                  [--seeds S1,S2,...]
+//   retort distill --resume RUN_DIR [--set run.epochs=N ...]
+//
+// The config is a training config ([model] is the student) plus [distill] (teacher, its
+// weights, objectives, pairs) and the objectives' sections (distill/distill_config.h). Everything
+// is checked before the first step and before any file is written: the config, both model specs,
+// the teacher's weights against its spec, the classes of teacher, student and data, the feature
+// pairs' taps, and the objectives built on a trial batch.
+//
+// The run directory is a training run's: config, metrics.csv (with the objectives' columns),
+// best.safetensors (the student alone: `retort eval` and `retort infer` read it as any trained
+// model) and last.safetensors (student, objectives' connectors and state, optimizer, progress),
+// from which --resume continues bit for bit. `retort plot` draws its curves.
+//
+// --seeds runs the config once per seed (run.seed = S) into RUN_DIR/seed-S/, one after the
+// other, and then writes RUN_DIR/summary.json and RUN_DIR/summary.md: for each seed the epoch
+// with the best validation top-1 and the test top-1 there, and the last epoch's test top-1; over
+// the seeds their mean and sample standard deviation (the seed also draws the validation split,
+// so that differs between seeds too). A seed's run is continued with
+// `retort distill --resume RUN_DIR/seed-S` (the summary is then not rewritten).
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+
+#include "distill/distill_config.h"
+#include "distill/distiller.h"
+#include "distill/metrics_csv.h"
+#include "engine/io/json.h"
+#include "tools/commands.h"
+#include "tools/options.h"
+#include "tools/training_run.h"
+
+namespace retort::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// What a finished run reports for the seed summary.
+struct Outcome {
+    std::uint64_t seed = 0;
+    std::string dir;
+    std::int64_t best_epoch = 0;
+    double best_val_top1 = kNaN, best_test_top1 = kNaN, last_test_top1 = kNaN;
+};
+
+// The test top-1 that metrics.csv records for `epoch`, or NaN.
+double test_top1_at(const std::string& run_dir, std::int64_t epoch) {
+    const MetricsTable table = read_metrics_table((fs::path(run_dir) / "metrics.csv").string());
+    if (!table.has("epoch") || !table.has("top1")) return kNaN;
+    double found = kNaN;
+    for (std::size_t row = 0; row < table.rows(); ++row)
+        if (table.split[row] == "test" && table.numbers.at("epoch")[row] == static_cast<double>(epoch))
+            found = table.numbers.at("top1")[row];
+    return found;
+}
+
+// Builds the teacher, the student, the objectives and the trainer of one run and runs it.
+Outcome distill(const RunRequest& request) {
+    const DistillConfig dc = read_distill_config(request.config);
+    std::shared_ptr<Model> student = build_model(dc.train);
+    DatasetSplits data = open_data(dc.train);
+    std::string weights;
+    std::shared_ptr<Model> teacher = load_teacher(dc, *student, &weights);
+    Distiller distiller(dc, student, teacher, data);
+    Trainer trainer(dc.train, student, data, distiller.addons());
+    trainer.set_loss(distiller.loss_fn());
+    const std::string lines =
+        cat("teacher ", dc.teacher, ": ", teacher->num_parameters(), " parameters, frozen, from ",
+            weights, "\n", distiller.describe());
+    run_trainer(trainer, *student, data, dc.train, request, lines);
+
+    Outcome o;
+    o.seed = dc.train.run.seed;
+    o.dir = request.run_dir;
+    o.best_epoch = trainer.progress().best_epoch;
+    if (trainer.progress().best_top1 >= 0) o.best_val_top1 = trainer.progress().best_top1;
+    if (trainer.last_test().count > 0) o.last_test_top1 = trainer.last_test().top1;
+    o.best_test_top1 = test_top1_at(request.run_dir, o.best_epoch);
+    return o;
+}
+
+std::vector<std::uint64_t> parse_seeds(const std::string& text) {
+    std::vector<std::uint64_t> seeds;
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t comma = text.find(',', start);
+        std::string item = text.substr(start, comma - start);
+        const std::size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+        item = b == std::string::npos ? "" : item.substr(b, e - b + 1);
+        std::uint64_t seed = 0;
+        auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), seed);
+        require(!item.empty() && error == std::errc() && end == item.data() + item.size() &&
+                    seed <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
+                "--seeds must be whole numbers >= 0 separated by commas, got '", text, "'");
+        require(std::find(seeds.begin(), seeds.end(), seed) == seeds.end(), "--seeds: seed ", seed,
+                " is given twice");
+        seeds.push_back(seed);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    require(seeds.size() >= 2, "--seeds needs at least two seeds for a mean and a standard "
+            "deviation (one run: --set run.seed=S)");
+    return seeds;
+}
+
+struct MeanStd {
+    double mean = kNaN, std = kNaN;  // sample standard deviation (n - 1)
+    std::size_t count = 0;           // finite values averaged
+};
+
+MeanStd mean_std(const std::vector<double>& values) {
+    MeanStd r;
+    double sum = 0;
+    for (double v : values)
+        if (std::isfinite(v)) {
+            sum += v;
+            ++r.count;
+        }
+    if (r.count == 0) return r;
+    r.mean = sum / static_cast<double>(r.count);
+    if (r.count < 2) return r;
+    double squares = 0;
+    for (double v : values)
+        if (std::isfinite(v)) squares += (v - r.mean) * (v - r.mean);
+    r.std = std::sqrt(squares / static_cast<double>(r.count - 1));
+    return r;
+}
+
+json::Value json_number(double v) { return std::isfinite(v) ? json::Value(v) : json::Value(); }
+
+std::string percent(double v) {
+    if (!std::isfinite(v)) return "n/a";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f", v);
+    return text;
+}
+
+std::string plus_minus(const MeanStd& m) { return percent(m.mean) + " ± " + percent(m.std); }
+
+// Writes text to path through a temporary file and a rename.
+void write_atomically(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << text;
+        out.flush();
+        require(out.good(), "cannot write ", tmp);
+    }
+    fs::rename(tmp, path);
+}
+
+void write_summary(const std::string& dir, const std::vector<Outcome>& runs) {
+    std::vector<double> best, last;
+    for (const Outcome& o : runs) {
+        best.push_back(o.best_test_top1);
+        last.push_back(o.last_test_top1);
+    }
+    const MeanStd b = mean_std(best), l = mean_std(last);
+
+    json::Array rows;
+    for (const Outcome& o : runs)
+        rows.push_back(json::Object{
+            {"seed", static_cast<std::int64_t>(o.seed)},
+            {"dir", fs::path(o.dir).filename().string()},
+            {"best_epoch", o.best_epoch},
+            {"best_val_top1", json_number(o.best_val_top1)},
+            {"best_test_top1", json_number(o.best_test_top1)},
+            {"last_test_top1", json_number(o.last_test_top1)}});
+    auto stats = [](const MeanStd& m) {
+        return json::Object{{"mean", json_number(m.mean)},
+                            {"std", json_number(m.std)},
+                            {"n", static_cast<std::int64_t>(m.count)}};
+    };
+    const std::string text = json::dump(json::Object{
+        {"runs", rows}, {"best_test_top1", stats(b)}, {"last_test_top1", stats(l)}}) + "\n";
+    write_atomically((fs::path(dir) / "summary.json").string(), text);
+
+    std::string md = cat("# ", dir, "\n\nTest top-1 (%) over ", runs.size(),
+                         " seeds, mean ± sample standard deviation:\n\n",
+                         "- at the epoch with the best validation top-1: ", plus_minus(b), "\n",
+                         "- at the last epoch: ", plus_minus(l), "\n\n",
+                         "| seed | best epoch | val top-1 | test top-1 (best) | test top-1 (last) |\n",
+                         "|---|---|---|---|---|\n");
+    for (const Outcome& o : runs)
+        md += cat("| ", o.seed, " | ", o.best_epoch, " | ", percent(o.best_val_top1), " | ",
+                  percent(o.best_test_top1), " | ", percent(o.last_test_top1), " |\n");
+    write_atomically((fs::path(dir) / "summary.md").string(), md);
+    std::printf("seeds: test top1 %s at the best epoch, %s at the last; wrote %s/summary.{json,md}\n",
+                plus_minus(b).c_str(), plus_minus(l).c_str(), dir.c_str());
+}
+
+// One run per seed into RUN_DIR/seed-S, then the summary.
+int distill_seeds(const RunRequest& base, const std::vector<std::uint64_t>& seeds) {
+    std::vector<Outcome> runs;
+    for (std::uint64_t seed : seeds) {
+        RunRequest request = base;
+        request.run_dir = (fs::path(base.run_dir) / cat("seed-", seed)).string();
+        request.config.set("run.seed", std::to_string(seed), "--seeds");
+        request.config.set("run.dir", request.run_dir, "--seeds");
+        std::printf("== seed %llu: %s\n", static_cast<unsigned long long>(seed),
+                    request.run_dir.c_str());
+        runs.push_back(distill(request));
+    }
+    write_summary(base.run_dir, runs);
+    return 0;
+}
+
+}  // namespace
+
+int run_distill(const std::vector<std::string>& raw_args) {
+    std::vector<std::string> args = raw_args;
+    const std::vector<std::string> overrides = take_overrides(args);
+    Options opts("distill", args,
+                 run_options({{"seeds", "", "comma-separated seeds: one run per seed into "
+                                            "RUN_DIR/seed-S, then RUN_DIR/summary.{json,md}"}}));
+    const RunCommand command{"distill", distill_config_schema(), distill_resume_overridable_keys(),
+                             [](const Config& c) { return read_distill_config(c).train; }};
+    if (opts.help_requested()) {
+        print_run_help(command.schema);
+        return 0;
+    }
+    const std::string seeds_text = opts.get("seeds");
+    require(seeds_text.empty() || opts.get("resume").empty(),
+            "distill: --seeds starts new runs; continue one seed's run with --resume RUN_DIR/seed-S");
+    const std::vector<std::uint64_t> seeds =
+        seeds_text.empty() ? std::vector<std::uint64_t>{} : parse_seeds(seeds_text);
+    const RunRequest request = prepare_run(command, opts, overrides);
+    if (!seeds.empty()) return distill_seeds(request, seeds);
+    distill(request);
+    return 0;
+}
+
+}  // namespace retort::cli
