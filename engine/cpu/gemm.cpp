@@ -160,6 +160,36 @@ MicroKernel<T> kernel_for(Isa isa) {
     return {4, 2 * lanes128, tile_portable<T, 4, 2 * lanes128>};
 }
 
+// The transposing packs (op(A) = A, op(B) = B^T) read kTransposeBlock consecutive values of each
+// source row (one cache line of floats) before moving to the next row. Reading all rows one
+// value at a time was much slower: rows whose stride is a multiple of 4 KiB all fall into the
+// same L1 cache set, so each line was evicted before its next value was read, and the packing
+// of the weight gradient's operand took longer than its arithmetic.
+constexpr std::int64_t kTransposeBlock = 16;
+constexpr std::int64_t kMaxPanelWidth = 64;  // MR and NR of every micro-kernel are at most this
+
+// out[k * width + c] = src[c * ld + k] for c < count and k < kc, and 0 for count <= c < width:
+// `count` source rows become the columns of a k-major panel. A block of kTransposeBlock values
+// of every row goes through a small buffer, so the source is read a cache line at a time and
+// the panel is written in order.
+template <class T>
+void transpose_rows(const T* src, std::int64_t ld, std::int64_t count, std::int64_t kc, T* out,
+                    std::int64_t width) {
+    T block[kTransposeBlock][kMaxPanelWidth];
+    for (std::int64_t kb = 0; kb < kc; kb += kTransposeBlock) {
+        const std::int64_t kn = std::min(kTransposeBlock, kc - kb);
+        for (std::int64_t c = 0; c < count; ++c) {
+            const T* row = src + c * ld + kb;
+            for (std::int64_t k = 0; k < kn; ++k) block[k][c] = row[k];
+        }
+        for (std::int64_t k = 0; k < kn; ++k) {
+            T* dst = out + (kb + k) * width;
+            for (std::int64_t c = 0; c < count; ++c) dst[c] = block[k][c];
+            for (std::int64_t c = count; c < width; ++c) dst[c] = T(0);
+        }
+    }
+}
+
 // Packs rows [i0, i0 + rows) and depth [k0, k0 + kc) of op(A) into micro-panels of mr rows:
 // panel p holds element (i0 + p * mr + r, k0 + k) at out[p * mr * kc + k * mr + r].
 // Rows past the end are zero, so the micro-kernel never needs a bounds check.
@@ -168,21 +198,15 @@ void pack_a(const T* A, std::int64_t lda, bool trans, std::int64_t i0, std::int6
             std::int64_t k0, std::int64_t kc, std::int64_t mr, T* out) {
     for (std::int64_t p = 0; p * mr < rows; ++p, out += mr * kc) {
         const std::int64_t first = i0 + p * mr, valid = std::min(mr, rows - p * mr);
-        if (!trans) {  // row i of op(A) is contiguous: a transpose. Writing the panel in order
-                       // while reading mr rows side by side (each a sequential stream the
-                       // prefetcher follows) beats writing with a stride of mr.
-            const T* rows_at[32];
-            for (std::int64_t r = 0; r < valid; ++r) rows_at[r] = A + (first + r) * lda + k0;
-            for (std::int64_t k = 0; k < kc; ++k)
-                for (std::int64_t r = 0; r < valid; ++r) out[k * mr + r] = rows_at[r][k];
-        } else {       // column k of op(A) is contiguous: copy mr values per k
-            for (std::int64_t k = 0; k < kc; ++k) {
-                const T* src = A + (k0 + k) * lda + first;
-                for (std::int64_t r = 0; r < valid; ++r) out[k * mr + r] = src[r];
-            }
+        if (!trans) {  // row i of op(A) is contiguous: a transpose (zero-fills missing rows)
+            transpose_rows(A + first * lda + k0, lda, valid, kc, out, mr);
+            continue;
         }
-        for (std::int64_t r = valid; r < mr; ++r)
-            for (std::int64_t k = 0; k < kc; ++k) out[k * mr + r] = T(0);
+        for (std::int64_t k = 0; k < kc; ++k) {  // column k of op(A) is contiguous
+            const T* src = A + (k0 + k) * lda + first;
+            for (std::int64_t r = 0; r < valid; ++r) out[k * mr + r] = src[r];
+            for (std::int64_t r = valid; r < mr; ++r) out[k * mr + r] = T(0);
+        }
     }
 }
 
@@ -198,14 +222,8 @@ void pack_b_panel(const T* B, std::int64_t ldb, bool trans, std::int64_t k0, std
             for (std::int64_t c = 0; c < valid; ++c) dst[c] = src[c];
             for (std::int64_t c = valid; c < nr; ++c) dst[c] = T(0);
         }
-    } else {       // column j of op(B) is row j of B: a transpose, written in order as pack_a
-        const T* cols_at[64];
-        for (std::int64_t c = 0; c < valid; ++c) cols_at[c] = B + (first + c) * ldb + k0;
-        for (std::int64_t k = 0; k < kc; ++k) {
-            T* dst = out + k * nr;
-            for (std::int64_t c = 0; c < valid; ++c) dst[c] = cols_at[c][k];
-            for (std::int64_t c = valid; c < nr; ++c) dst[c] = T(0);
-        }
+    } else {       // column j of op(B) is row j of B: a transpose
+        transpose_rows(B + first * ldb + k0, ldb, valid, kc, out, nr);
     }
 }
 
