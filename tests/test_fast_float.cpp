@@ -1,5 +1,6 @@
 // tests/test_fast_float.cpp: the vectorizable float exp and normal CDF (engine/math/fast_float.h)
-// against the C library in double precision, on dense grids and at the edges.
+// against the C library in double precision, on dense grids and at the edges, and the wide
+// activation loops (engine/cpu/wide_unary.h) under every instruction set against double.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -7,8 +8,11 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <string>
 
+#include "engine/cpu/wide_unary.h"
 #include "engine/math/fast_float.h"
+#include "engine/retort.h"
 
 using retort::math::exp_f32;
 using retort::math::normal_cdf_f32;
@@ -61,4 +65,43 @@ TEST_CASE("fast float: normal CDF against 0.5 erfc(-x / sqrt 2) in double") {
     CHECK(normal_cdf_f32(0.0f) == doctest::Approx(0.5).epsilon(1e-7));
     CHECK(normal_cdf_f32(40.0f) == 1.0f);
     CHECK(normal_cdf_f32(-40.0f) == 0.0f);
+}
+
+TEST_CASE("fast float: GELU, sigmoid and SiLU agree with double precision under every instruction set") {
+    using retort::Tensor;
+    const std::string initial = retort::cpu::wide_unary_isa();
+    retort::Generator gen(11);
+    // odd length: every variant's vector loop and its scalar tail both run
+    const Tensor x = retort::randn({4099}, retort::DType::f32, &gen) * 4.0;
+    const Tensor x64 = x.to(retort::DType::f64);
+    const Tensor dy = retort::randn({4099}, retort::DType::f32, &gen);
+    const Tensor dy64 = dy.to(retort::DType::f64);
+    struct Case {
+        const char* name;
+        Tensor (*fn)(const Tensor&);
+    };
+    const Case cases[] = {{"gelu", [](const Tensor& t) { return retort::gelu(t); }},
+                          {"sigmoid", [](const Tensor& t) { return retort::sigmoid(t); }},
+                          {"silu", [](const Tensor& t) { return retort::silu(t); }}};
+    for (const std::string& isa : retort::cpu::wide_unary_isas()) {
+        retort::cpu::set_wide_unary_isa(isa);
+        for (const Case& c : cases) {
+            CAPTURE(isa);
+            CAPTURE(c.name);
+            Tensor a = x.detach().set_requires_grad(true);
+            Tensor a64 = x64.detach().set_requires_grad(true);
+            const Tensor y = c.fn(a), y64 = c.fn(a64);
+            retort::sum(y * dy).backward();
+            retort::sum(y64 * dy64).backward();
+            const double scale = retort::max(retort::abs(y64)).item<double>();
+            CHECK(retort::max(retort::abs(y.to(retort::DType::f64) - y64)).item<double>() / scale < 2e-6);
+            const double gscale = retort::max(retort::abs(a64.grad())).item<double>();
+            CHECK(retort::max(retort::abs(a.grad().to(retort::DType::f64) - a64.grad())).item<double>() /
+                      gscale <
+                  2e-6);
+        }
+    }
+    CHECK_THROWS_WITH_AS(retort::cpu::set_wide_unary_isa("sse9"), doctest::Contains("not available"),
+                         retort::Error);
+    retort::cpu::set_wide_unary_isa(initial);
 }

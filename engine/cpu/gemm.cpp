@@ -256,7 +256,12 @@ void gemm_impl(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::
     }
     const MicroKernel<T> uk = kernel_for<T>(active_isa().load());
     const std::int64_t mr = uk.mr, nr = uk.nr;
-    const std::int64_t mc = std::max(mr, kMc / mr * mr);
+    // Row blocks of (nearly) equal height, at most kMc and a multiple of mr: with blocks of kMc
+    // and a short last one, the thread that drew the short blocks would wait for the other.
+    // (Only the speed depends on this cut: K is never split, so every C element is summed in
+    // the same order whatever the blocks.)
+    const std::int64_t row_blocks = (M + kMc - 1) / kMc;
+    const std::int64_t mc = ((M + row_blocks - 1) / row_blocks + mr - 1) / mr * mr;
     thread_local std::vector<T> a_buffer, b_buffer;
 
     for (std::int64_t jc = 0; jc < N; jc += kNc) {
@@ -286,13 +291,18 @@ void gemm_impl(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::
                            packed_a + p * mr * kc);
             });
 
-            const std::int64_t row_tasks = (M + mc - 1) / mc, col_tasks = (nc + kNt - 1) / kNt;
-            const std::int64_t task_flops = 2 * std::min(mc, M) * std::min(kNt, nc) * kc;
+            const std::int64_t row_tasks = (M + mc - 1) / mc;
+            // Column blocks of equal width too (a multiple of nr, at most kNt).
+            const std::int64_t col_tasks = (nc + kNt - 1) / kNt;
+            const std::int64_t nt = ((nc + col_tasks - 1) / col_tasks + nr - 1) / nr * nr;
+            const std::int64_t task_flops = 2 * std::min(mc, M) * std::min(nt, nc) * kc;
             parallel_for(0, row_tasks * col_tasks, grain_for(task_flops, kFlopsPerChunk),
                          [&](std::int64_t tb, std::int64_t te) {
                 for (std::int64_t t = tb; t < te; ++t) {
                     const std::int64_t i0 = (t / col_tasks) * mc, rows = std::min(mc, M - i0);
-                    const std::int64_t j0 = (t % col_tasks) * kNt, cols = std::min(kNt, nc - j0);
+                    const std::int64_t j0 = (t % col_tasks) * nt;
+                    const std::int64_t cols = std::min(nt, nc - j0);
+                    if (cols <= 0 || rows <= 0) continue;
                     for (std::int64_t jr = 0; jr < cols; jr += nr) {
                         const T* b_panel = packed_b + (j0 + jr) / nr * nr * kc;
                         for (std::int64_t ir = 0; ir < rows; ir += mr)

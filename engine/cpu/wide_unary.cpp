@@ -2,6 +2,9 @@
 // baseline; the best this CPU supports is picked once (see wide_unary.h).
 #include "engine/cpu/wide_unary.h"
 
+#include <atomic>
+
+#include "engine/error.h"
 #include "engine/parallel.h"
 
 namespace retort::cpu {
@@ -57,18 +60,30 @@ __attribute__((target("avx512f"))) void backward_avx512(const float* x, const fl
 
 enum class Isa { portable, avx2, avx512 };
 
-Isa detect_isa() {
+std::vector<Isa> supported_isas() {
+    std::vector<Isa> out;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return Isa::avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+    if (__builtin_cpu_supports("avx512f")) out.push_back(Isa::avx512);
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out.push_back(Isa::avx2);
 #endif
-    return Isa::portable;
+    out.push_back(Isa::portable);
+    return out;
 }
 
-Isa isa() {
-    static const Isa chosen = detect_isa();
+std::atomic<Isa>& active_isa() {
+    static std::atomic<Isa> chosen{supported_isas().front()};
     return chosen;
+}
+
+Isa isa() { return active_isa().load(std::memory_order_relaxed); }
+
+const char* isa_name(Isa i) {
+    switch (i) {
+        case Isa::avx512: return "avx512f";
+        case Isa::avx2: return "avx2+fma";
+        default: return "portable";
+    }
 }
 
 }  // namespace
@@ -101,12 +116,23 @@ void wide_backward(const float* x, const float* y, const float* dy, float* dx, s
     });
 }
 
-const char* wide_unary_isa() {
-    switch (isa()) {
-        case Isa::avx512: return "avx512f";
-        case Isa::avx2: return "avx2+fma";
-        default: return "portable";
-    }
+std::vector<std::string> wide_unary_isas() {
+    std::vector<std::string> names;
+    for (Isa i : supported_isas()) names.push_back(isa_name(i));
+    return names;
+}
+
+const char* wide_unary_isa() { return isa_name(isa()); }
+
+void set_wide_unary_isa(const std::string& name) {
+    for (Isa i : supported_isas())
+        if (name == isa_name(i)) {
+            active_isa().store(i);
+            return;
+        }
+    std::string known;
+    for (const std::string& n : wide_unary_isas()) known += (known.empty() ? "" : ", ") + n;
+    fail("set_wide_unary_isa: '", name, "' is not available on this CPU (available: ", known, ")");
 }
 
 template void wide_forward<math::GeluErf>(const float*, float*, std::int64_t);

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "engine/math/unary.h"
 
@@ -33,7 +35,11 @@ void wide_forward(const float* x, float* y, std::int64_t n);
 template <class F>
 void wide_backward(const float* x, const float* y, const float* dy, float* dx, std::int64_t n);
 
-// The ISA the wide loops use on this CPU: "avx512f", "avx2+fma" or "portable".
+// The instruction sets this CPU can run the wide loops with, widest first: some of "avx512f",
+// "avx2+fma", "portable"; the one in use (by default the widest); and a switch so tests can run
+// every variant on one machine (an Error for a name not in wide_unary_isas()).
+std::vector<std::string> wide_unary_isas();
 const char* wide_unary_isa();
+void set_wide_unary_isa(const std::string& name);
 
 }  // namespace retort::cpu
