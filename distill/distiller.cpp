@@ -195,10 +195,18 @@ void Distiller::choose_pairs(const DistillConfig& config) {
             } else if (!config.pairs.empty()) {
                 slot.pairs = config.pairs;
                 slot.pairs_from = "distill.pairs";
+            } else if (!entry.default_taps.empty() && entry.default_taps != "stages.pre") {
+                slot.pairs = {{entry.default_taps, entry.default_taps}};
+                slot.pairs_from = "the default pairs of " + term.name;
             } else {
                 if (!have_defaults) defaults = default_pairs(*student_, *teacher_);
                 have_defaults = true;
                 slot.pairs = defaults;
+                if (entry.default_taps == "stages.pre")
+                    for (TapPair& pair : slot.pairs) {
+                        pair.student += ".pre";
+                        pair.teacher += ".pre";
+                    }
                 slot.pairs_from = "the default pairs";
             }
             const auto count = static_cast<std::int64_t>(slot.pairs.size());

@@ -92,6 +92,11 @@ struct ObjectiveEntry {
     std::string defaults;   // "T=4" (the defaults declare() sets, for the README table)
     bool uses_teacher_logits = false;
     bool uses_labels = false;
+    // The pairs `retort distill` gives it when the config names none: "" = the model family's
+    // default (the stage outputs layer1..N of two CNNs, ViT tokens at proportional depths),
+    // "stages.pre" = those stages' pre-activation taps (layerN.pre), or one tap read on both
+    // models ("layer2", "feature_map", "pre_logits").
+    std::string default_taps;
     int min_pairs = 0;      // feature pairs it needs (0 for logit objectives)
     int max_pairs = 0;      // -1: any number
     // Declares the keys of section [name] (defaults, ranges, help) in the config schema.

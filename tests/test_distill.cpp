@@ -265,6 +265,23 @@ TEST_CASE("distill: default pairs by model family, and the BatchNorm before a pr
     CHECK(batch_norm_before_tap(resnet, "feature_map") == "");
 }
 
+TEST_CASE("distill: objectives with their own default taps (fitnet layer2, rkd pre_logits, ofd layerN.pre)") {
+    TempDir dir;
+    const std::string weights = random_teacher(dir);
+    DistillRun run(distill_config(distill_text(weights, "objectives = ce:1, fitnet:1, rkd:1, ofd:0.001, at:1\n")));
+    std::map<std::string, std::string> pairs;
+    for (const Distiller::Slot& slot : run.distiller->slots()) {
+        std::string list;
+        for (const TapPair& p : slot.pairs) list += p.name() + " ";
+        pairs[slot.term.name] = list;
+    }
+    CHECK(pairs.at("ce") == "");
+    CHECK(pairs.at("fitnet") == "layer2 ");
+    CHECK(pairs.at("rkd") == "pre_logits ");
+    CHECK(pairs.at("ofd") == "layer1.pre layer2.pre layer3.pre ");
+    CHECK(pairs.at("at") == "layer1 layer2 layer3 ");
+}
+
 TEST_CASE("distill: the teacher is loaded strictly and frozen, OFD's margins come from its BatchNorm") {
     TempDir dir;
     const std::string weights = random_teacher(dir);
@@ -316,11 +333,11 @@ TEST_CASE("distill: the teacher is loaded strictly and frozen, OFD's margins com
                          doctest::Contains("do not fit the teacher resnet20:in_chans=1,num_classes=4 (the file "
                                            "was saved for model resnet14:in_chans=1,num_classes=4): load_state_dict"),
                          Error);
-    CHECK_THROWS_WITH_AS(build(distill_text(weights, "objectives = ce:1, ofd:1\n")),
-                         doctest::Contains("objective ofd: the teacher tap 'layer1' (the default pairs) is not a "
+    CHECK_THROWS_WITH_AS(build(distill_text(weights, "objectives = ce:1, ofd:1\npairs = layer1\n")),
+                         doctest::Contains("objective ofd: the teacher tap 'layer1' (distill.pairs) is not a "
                                            "pre-ReLU stage output"),
                          Error);
-    CHECK_THROWS_WITH_AS(build(distill_text(weights, "objectives = ce:1, fitnet:1\n")),
+    CHECK_THROWS_WITH_AS(build(distill_text(weights, "objectives = ce:1, fitnet:1\npairs = layer1, layer2\n")),
                          doctest::Contains("objective fitnet needs 1 feature pair(s)"), Error);
     CHECK_THROWS_WITH_AS(build(distill_text(weights, "objectives = ce:1, at:1\n[at]\npairs = layer2:layer9\n")),
                          doctest::Contains("at.pairs (objective at): unknown tap 'layer9' for model resnet14; "

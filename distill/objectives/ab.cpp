@@ -107,6 +107,7 @@ private:
 ObjectiveEntry ab_entry() {
     ObjectiveEntry e;
     e.name = "ab";
+    e.default_taps = "stages.pre";
     e.paper = "Heo et al. 2019, Knowledge Transfer via Distillation of Activation Boundaries Formed by "
               "Hidden Neurons";
     e.reference = "RepDistiller (HobbitLong): distiller_zoo/AB.py, models/util.py Connector";

@@ -53,6 +53,7 @@ private:
 ObjectiveEntry cc_entry() {
     ObjectiveEntry e;
     e.name = "cc";
+    e.default_taps = "pre_logits";
     e.paper = "Peng et al. 2019, Correlation Congruence for Knowledge Distillation (ICCV)";
     e.reference = "RepDistiller distiller_zoo/CC.py (Correlation) + models/util.py LinearEmbed";
     e.taps = "one feature pair, flattened per sample (usually pre_logits)";

@@ -274,6 +274,7 @@ private:
 ObjectiveEntry crd_entry() {
     ObjectiveEntry e;
     e.name = "crd";
+    e.default_taps = "pre_logits";
     e.paper = "Tian et al. 2020, Contrastive Representation Distillation (ICLR)";
     e.reference = "RepDistiller crd/criterion.py + crd/memory.py";
     e.taps = "one feature pair, flattened per sample (usually pre_logits); sample indices";

@@ -77,6 +77,7 @@ private:
 ObjectiveEntry fitnet_entry() {
     ObjectiveEntry e;
     e.name = "fitnet";
+    e.default_taps = "layer2";
     e.paper = "Romero et al. 2015, FitNets: Hints for Thin Deep Nets";
     e.reference = "RepDistiller (HobbitLong): distiller_zoo/FitNet.py, models/util.py ConvReg";
     e.taps = "one feature pair (RepDistiller: layer2, the hint layer)";

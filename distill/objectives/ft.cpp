@@ -135,6 +135,7 @@ private:
 ObjectiveEntry ft_entry() {
     ObjectiveEntry e;
     e.name = "ft";
+    e.default_taps = "feature_map";
     e.paper = "Kim et al. 2018, Paraphrasing Complex Network: Network Compression via Factor Transfer";
     e.reference = "RepDistiller (HobbitLong): distiller_zoo/FT.py, models/util.py Paraphraser, Translator";
     e.taps = "one feature-map pair (RepDistiller: feature_map, the last stage)";

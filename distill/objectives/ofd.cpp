@@ -126,6 +126,7 @@ Tensor OverhaulDistillation::forward(const ObjectiveInputs& in) {
 ObjectiveEntry ofd_entry() {
     ObjectiveEntry e;
     e.name = "ofd";
+    e.default_taps = "stages.pre";
     e.paper = "Heo et al. 2019, A Comprehensive Overhaul of Feature Distillation";
     e.reference = "clovaai/overhaul-distillation: CIFAR-100/distiller.py";
     e.taps = "one or more pre-ReLU feature-map pairs of equal size (layer1.pre, layer2.pre, layer3.pre)";

@@ -54,6 +54,7 @@ public:
 ObjectiveEntry pkt_entry() {
     ObjectiveEntry e;
     e.name = "pkt";
+    e.default_taps = "pre_logits";
     e.paper = "Passalis & Tefas 2018, Learning Deep Representations with Probabilistic Knowledge "
               "Transfer (ECCV)";
     e.reference = "RepDistiller distiller_zoo/PKT.py";

@@ -82,6 +82,7 @@ private:
 ObjectiveEntry rkd_entry() {
     ObjectiveEntry e;
     e.name = "rkd";
+    e.default_taps = "pre_logits";
     e.paper = "Park et al. 2019, Relational Knowledge Distillation (CVPR)";
     e.reference = "RepDistiller distiller_zoo/RKD.py (= mdistiller rkd_loss)";
     e.taps = "one feature pair, flattened per sample (usually pre_logits)";

@@ -48,6 +48,7 @@ private:
 ObjectiveEntry sp_entry() {
     ObjectiveEntry e;
     e.name = "sp";
+    e.default_taps = "feature_map";
     e.paper = "Tung & Mori 2019, Similarity-Preserving Knowledge Distillation";
     e.reference = "RepDistiller (HobbitLong): distiller_zoo/SP.py";
     e.taps = "one or more pairs of any shape (RepDistiller: feature_map, the last stage)";
