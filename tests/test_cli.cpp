@@ -106,3 +106,23 @@ TEST_CASE("cli: train --data names the dataset directory (as data.path) and is c
     CHECK(r.output.find("dataset directory '" + (dir / "nowhere") + "' does not exist") != std::string::npos);
     CHECK_FALSE(fs::exists(dir / "run"));
 }
+
+TEST_CASE("cli: bench refuses bad shapes, inputs, flags and workloads with a message") {
+    retort::testing::TempDir dir;
+    const std::string never = dir / "never";  // bench writes no file: nothing may appear
+    const std::vector<std::pair<retort::testing::CliRun, std::string>> cases = {
+        {run_retort("bench gemm --shapes 12x --seconds 0.01"), "is not MxNxK"},
+        {run_retort("bench gemm --shapes 4x4x4:tx --seconds 0.01"), "two letters of n and t"},
+        {run_retort("bench gemm --shapes 0x4x4 --seconds 0.01"), "sizes start at 1"},
+        {run_retort("bench gemm --shapes 99999x99999x99999"), "more than 4 GiB"},
+        {run_retort("bench model resnet8 --input 3x32"), "is not CxHxW"},
+        {run_retort("bench model resnet8 --input 3xAx32"), "is not CxHxW"},
+        {run_retort("bench model resnet8 --train=maybe"), "is true or false"},
+        {run_retort("bench model"), "usage: retort bench model SPEC"},
+        {run_retort("bench kd resnet8"), "usage: retort bench kd TEACHER STUDENT"},
+        {run_retort("bench kd resnet8:num_classes=3 resnet8:num_classes=4 --steps 1 --batch 1 --input 3x8x8"),
+         "has 3 classes and the student 4"},
+        {run_retort("bench frobnicate"), "unknown benchmark 'frobnicate'"},
+    };
+    retort::testing::check_refused(cases, never);
+}
