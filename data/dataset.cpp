@@ -34,6 +34,11 @@ Sample Subset::get(std::int64_t index) const {
     return parent_->get(indices_[static_cast<std::size_t>(index)]);
 }
 
+std::int64_t Subset::root_index(std::int64_t index) const {
+    check_sample_index(index, size(), "subset '" + name_ + "'");
+    return parent_->root_index(indices_[static_cast<std::size_t>(index)]);
+}
+
 std::string Subset::describe() const {
     return cat(name_, ": ", size(), " of ", parent_->describe());
 }

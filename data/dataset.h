@@ -31,6 +31,10 @@ public:
     virtual Shape image_shape() const = 0;
     // One line for logs: format, where it came from, how many samples.
     virtual std::string describe() const = 0;
+    // The dataset this one is a view of (itself unless it is a Subset), and where sample `index`
+    // is there. Caches keyed by the underlying sample stay valid across different splits.
+    virtual const Dataset& root() const { return *this; }
+    virtual std::int64_t root_index(std::int64_t index) const { return index; }
 };
 
 // Helpers the readers share.
@@ -49,6 +53,8 @@ public:
     std::int64_t num_classes() const override { return parent_->num_classes(); }
     Shape image_shape() const override { return parent_->image_shape(); }
     std::string describe() const override;
+    const Dataset& root() const override { return parent_->root(); }
+    std::int64_t root_index(std::int64_t index) const override;
 
 private:
     std::shared_ptr<const Dataset> parent_;

@@ -67,7 +67,7 @@ struct BatchRecipe {
 // Reads sample `index` and applies the transforms. Any failure becomes an Error that says which
 // sample of which batch it was.
 Tensor load_sample(const BatchRecipe& r, std::int64_t index, std::int64_t epoch, std::int64_t b,
-                   std::int64_t& label) {
+                   std::int64_t& label, std::int64_t* variant) {
     try {
         Sample s = r.dataset->get(index);
         require(s.image.defined() && s.image.dim() == 3 && s.image.dtype() == DType::f32,
@@ -80,6 +80,7 @@ Tensor load_sample(const BatchRecipe& r, std::int64_t index, std::int64_t epoch,
         label = s.label;
         SampleRng rng = SampleRng::for_sample(r.options->seed, static_cast<std::uint64_t>(epoch),
                                               static_cast<std::uint64_t>(index));
+        if (variant) return r.transforms->apply_variant(s.image, rng, *variant);
         return r.transforms->apply(s.image, rng);
     } catch (const std::exception& e) {
         fail("data loader: sample ", index, " (epoch ", epoch, ", batch ", b, "): ", e.what());
@@ -98,11 +99,14 @@ Batch build_batch(const BatchRecipe& r, const std::vector<std::int64_t>& order, 
     Batch batch;
     batch.indices.assign(order.begin() + first, order.begin() + first + count);
     std::vector<std::int64_t> labels(static_cast<std::size_t>(count));
+    const bool numbered = !r.batch_transform && r.transforms->variants() > 0;
+    if (numbered) batch.variants.assign(static_cast<std::size_t>(count), 0);
     Shape image_shape;
     for (std::int64_t i = 0; i < count; ++i) {
         if (cancelled()) return batch;
         const std::int64_t index = batch.indices[i];
-        const Tensor image = load_sample(r, index, epoch, b, labels[i]);
+        const Tensor image =
+            load_sample(r, index, epoch, b, labels[i], numbered ? &batch.variants[i] : nullptr);
         if (i == 0) {
             image_shape = image.shape();
             Shape shape = image_shape;

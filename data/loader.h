@@ -22,6 +22,9 @@ struct Batch {
     Tensor targets;   // (B, K) float32 class probabilities when mixup/cutmix mixed the labels;
                       // undefined otherwise (train on `labels`)
     std::vector<std::int64_t> indices;  // dataset index of each sample (teacher-output caches)
+    // Which of the transforms' variants (TransformPipeline::variants) each sample's image is;
+    // empty when the transforms have too many to number or a batch transform mixed the images.
+    std::vector<std::int64_t> variants;
 };
 
 struct LoaderOptions {

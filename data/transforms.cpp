@@ -238,6 +238,7 @@ public:
     std::string describe() const override {
         return cat("normalize:mean=", list_text(mean_), ",std=", list_text(std_));
     }
+    std::int64_t variants() const override { return 1; }
 
 private:
     std::vector<double> mean_, std_;
@@ -280,6 +281,18 @@ public:
         return rng.bernoulli(p_) ? flip_image(image) : image;
     }
     std::string describe() const override { return cat("flip:p=", p_); }
+    // p = 0 or 1 always makes the same image.
+    std::int64_t variants() const override { return p_ == 0 || p_ == 1 ? 1 : 2; }
+    Tensor apply_variant(const Tensor& image, SampleRng& rng, std::int64_t& variant) const override {
+        const bool flipped = rng.bernoulli(p_);
+        variant = variants() == 2 && flipped ? 1 : 0;
+        return flipped ? flip_image(image) : image;
+    }
+    Tensor make_variant(const Tensor& image, std::int64_t variant) const override {
+        internal_check(variant >= 0 && variant < variants(), "flip: variant out of range");
+        const bool flipped = variants() == 2 ? variant == 1 : p_ == 1;
+        return flipped ? flip_image(image) : image;
+    }
 
 private:
     double p_;
@@ -306,6 +319,7 @@ public:
     std::string describe() const override {
         return cat("resize:size=", size_.single ? cat(size_.height) : size_text(size_.height, size_.width));
     }
+    std::int64_t variants() const override { return 1; }
 
 private:
     SizeValue size_;
@@ -353,6 +367,7 @@ public:
     std::string describe() const override {
         return cat("center_crop:size=", size_text(size_.height, size_.width));
     }
+    std::int64_t variants() const override { return 1; }
 
 private:
     SizeValue size_;
@@ -363,6 +378,7 @@ public:
     explicit RepeatChannels(const SpecKeys& keys) : to_(keys.integer("to", 3, 1, 4096)) {}
     Tensor apply(const Tensor& image, SampleRng&) const override { return repeat_channels(image, to_); }
     std::string describe() const override { return cat("repeat_channels:to=", to_); }
+    std::int64_t variants() const override { return 1; }
 
 private:
     std::int64_t to_;
@@ -419,6 +435,54 @@ TransformPipeline::TransformPipeline(const std::string& spec) {
 Tensor TransformPipeline::apply(const Tensor& image, SampleRng& rng) const {
     Tensor out = image;
     for (const auto& step : steps_) out = step->apply(out, rng);
+    return out;
+}
+
+Tensor Transform::make_variant(const Tensor& image, std::int64_t variant) const {
+    require(variants() == 1 && variant == 0, "transform '", describe(),
+            "' cannot make a chosen variant of an image");
+    SampleRng unused = SampleRng::for_sample(0, 0, 0);  // a deterministic step draws nothing
+    return apply(image, unused);
+}
+
+Tensor TransformPipeline::make_variant(const Tensor& image, std::int64_t variant) const {
+    const std::int64_t count = variants();
+    require(count > 0 && variant >= 0 && variant < count, "transforms '", describe(),
+            "': no variant ", variant, " (they make ", count, ")");
+    // the digits of `variant`, the last step's the least significant (see apply_variant)
+    std::vector<std::int64_t> digits(steps_.size());
+    for (std::size_t k = steps_.size(); k-- > 0;) {
+        digits[k] = variant % steps_[k]->variants();
+        variant /= steps_[k]->variants();
+    }
+    Tensor out = image;
+    for (std::size_t k = 0; k < steps_.size(); ++k) out = steps_[k]->make_variant(out, digits[k]);
+    return out;
+}
+
+std::int64_t TransformPipeline::variants() const {
+    std::int64_t count = 1;
+    for (const auto& step : steps_) {
+        const std::int64_t v = step->variants();
+        if (v == 0) return 0;
+        // more than 2^40 variants is as good as "too many to list" (and cannot overflow)
+        if (count > (std::int64_t{1} << 40) / v) return 0;
+        count *= v;
+    }
+    return count;
+}
+
+Tensor TransformPipeline::apply_variant(const Tensor& image, SampleRng& rng,
+                                        std::int64_t& variant) const {
+    require(variants() > 0, "transforms '", describe(),
+            "' make too many different images to number them (a random crop?)");
+    Tensor out = image;
+    variant = 0;
+    for (const auto& step : steps_) {
+        std::int64_t digit = 0;
+        out = step->apply_variant(out, rng, digit);
+        variant = variant * step->variants() + digit;
+    }
     return out;
 }
 

@@ -52,6 +52,22 @@ public:
     // A new image; the input is never modified (it may be the dataset's own memory).
     virtual Tensor apply(const Tensor& image, SampleRng& rng) const = 0;
     virtual std::string describe() const = 0;  // the canonical spec, e.g. "flip:p=0.5"
+
+    // How many different images this step can make of one input: 1 for a deterministic step, 2
+    // for a flip, 0 for "too many to list" (a random crop's offsets, a random resized crop). A
+    // teacher-output cache (distill/teacher_cache.h) can hold one entry per variant only when
+    // every step has a small count. The default, 0, keeps a new random step out of caches until
+    // it says otherwise.
+    virtual std::int64_t variants() const { return 0; }
+    // apply(), also saying which of the variants() images it made (0 <= variant < variants()).
+    // Must draw exactly what apply() draws, so both give the same image.
+    virtual Tensor apply_variant(const Tensor& image, SampleRng& rng, std::int64_t& variant) const {
+        variant = 0;
+        return apply(image, rng);
+    }
+    // The image of a given variant, drawing nothing (for a step with variants() >= 1; the
+    // default serves the deterministic ones).
+    virtual Tensor make_variant(const Tensor& image, std::int64_t variant) const;
 };
 
 class TransformPipeline {
@@ -59,6 +75,13 @@ public:
     TransformPipeline() = default;
     explicit TransformPipeline(const std::string& spec);  // "" is the empty pipeline
     Tensor apply(const Tensor& image, SampleRng& rng) const;
+    // The product of the steps' variants() (1 for the empty pipeline; 0 if any step has 0), and
+    // apply() that also returns which of them it made: the steps' variants in mixed radix, the
+    // first step's as the most significant digit. Only for a pipeline with variants() > 0.
+    std::int64_t variants() const;
+    Tensor apply_variant(const Tensor& image, SampleRng& rng, std::int64_t& variant) const;
+    // The image apply_variant makes when it says `variant`, without drawing anything.
+    Tensor make_variant(const Tensor& image, std::int64_t variant) const;
     bool empty() const { return steps_.empty(); }
     std::size_t size() const { return steps_.size(); }
     std::string describe() const;  // "random_crop:size=input,padding=4; flip:p=0.5"

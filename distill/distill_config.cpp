@@ -118,7 +118,14 @@ Config distill_config_schema() {
     c.declare(pairs);
 
     c.declare_string("distill", "teacher_cache", "off",
-                     "caching of the teacher's outputs (off: the teacher runs on every batch)", {"off"});
+                     "the teacher's outputs computed once per sample and input variant and reused: "
+                     "off (the teacher runs on every batch), memory, or file",
+                     {"off", "memory", "file"});
+    c.declare_string("distill", "teacher_cache_file", "",
+                     "where teacher_cache = file keeps its entries (\"\": teacher-cache.bin in the run "
+                     "directory, or next to the seed directories of a --seeds run)");
+    c.declare_double("distill", "teacher_cache_limit_gib", 8, 0.001, 1024,
+                     "the most memory (teacher_cache = memory) or disk (file) the cache may take, in GiB");
 
     declare_objective_keys(c);
     for (const ObjectiveEntry& entry : objective_table()) {
@@ -149,6 +156,8 @@ DistillConfig read_distill_config(const Config& c) {
         if (!own.empty()) d.objective_pairs[term.name] = own;  // "": distill.pairs
     }
     d.teacher_cache = c.get_string("distill.teacher_cache");
+    d.teacher_cache_file = c.get_string("distill.teacher_cache_file");
+    d.teacher_cache_limit_gib = c.get_double("distill.teacher_cache_limit_gib");
 
     require(d.train.data.batch_transform.empty(), "data.batch_transform = '",
             d.train.data.batch_transform,

@@ -13,7 +13,12 @@
 //              pairs            student_tap:teacher_tap, ... the feature pairs every feature
 //                               objective reads unless its own section sets `pairs`; "layer2" is
 //                               short for layer2:layer2. "": the default pairs (below) ("")
-//              teacher_cache    off (the only value for now: the teacher runs on every batch)
+//              teacher_cache    off | memory | file: the teacher's logits and taps computed once
+//                               per training sample and input variant and reused (see
+//                               distill/teacher_cache.h) ("off")
+//              teacher_cache_file  where `file` keeps them ("": RUN_DIR/teacher-cache.bin; the
+//                               seeds of a --seeds run share RUN_DIR/teacher-cache.bin)
+//              teacher_cache_limit_gib  the most memory or disk the cache may take (8)
 //   [<objective>]  its hyperparameters (declared by the objective, e.g. [kd] T = 4), and for a
 //              feature objective `pairs`, overriding [distill] pairs for that objective alone
 //              (e.g. [fitnet] pairs = layer2:layer2 next to [at] with the default stage outputs)
@@ -61,7 +66,9 @@ struct DistillConfig {
     std::vector<ObjectiveTerm> objectives;
     std::vector<TapPair> pairs;   // [distill] pairs; empty: the defaults
     std::map<std::string, std::vector<TapPair>> objective_pairs;  // [name] pairs, where given
-    std::string teacher_cache;    // "off"
+    std::string teacher_cache = "off";   // off | memory | file
+    std::string teacher_cache_file;      // "": the default place (see above)
+    double teacher_cache_limit_gib = 8;
     Config resolved;              // the whole configuration: objectives read their sections here
 };
 

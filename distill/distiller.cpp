@@ -16,6 +16,7 @@
 #include <set>
 
 #include "data/loader.h"
+#include "data/transforms.h"
 #include "distill/checkpoint.h"
 #include "distill/objectives/ofd.h"
 #include "engine/autograd.h"
@@ -172,12 +173,39 @@ Distiller::Distiller(const DistillConfig& config, std::shared_ptr<Model> student
                      std::shared_ptr<Model> teacher, const DatasetSplits& data)
     : student_(std::move(student)), teacher_(std::move(teacher)) {
     internal_check(student_ && teacher_, "Distiller needs a student and a teacher");
-    require(config.teacher_cache == "off", "distill.teacher_cache = ", config.teacher_cache,
-            " is not available; use off");
+    if (config.teacher_cache != "off") {
+        cache_variants_ = TransformPipeline(config.train.data.train_transforms).variants();
+        require(cache_variants_ > 0, "distill.teacher_cache = ", config.teacher_cache,
+                " needs training transforms that make a few known images of a sample "
+                "(deterministic steps and flip), but data.train_transforms = '",
+                config.train.data.train_transforms,
+                "' makes too many to cache (a random crop?); drop the random steps or set "
+                "distill.teacher_cache = off");
+    }
     check_model_fits_data(*teacher_, config.teacher, data, config.train);
     teacher_->eval();  // the check leaves a model in train mode
     choose_pairs(config);
     create_objectives(config, data);
+    if (config.teacher_cache != "off") open_cache(config, data);
+}
+
+void Distiller::open_cache(const DistillConfig& config, const DatasetSplits& data) {
+    TeacherCache::Layout layout;
+    layout.names.push_back("logits");
+    layout.shapes.push_back({student_->info().num_classes});
+    for (const std::string& tap : teacher_taps_) {
+        layout.names.push_back(tap);
+        layout.shapes.push_back(trial_tap_shapes_.at(tap));
+    }
+    const std::uint64_t fingerprint = teacher_cache_fingerprint(
+        *teacher_, config.teacher, *data.train,
+        TransformPipeline(config.train.data.train_transforms).describe(), layout);
+    const auto kind = config.teacher_cache == "file" ? TeacherCache::Kind::file : TeacherCache::Kind::memory;
+    train_ = data.train;
+    train_transforms_ = TransformPipeline(config.train.data.train_transforms);
+    cache_ = TeacherCache::open(kind, config.teacher_cache_file,
+                                config.teacher_cache_limit_gib * 1024.0 * 1024.0 * 1024.0, fingerprint,
+                                layout, data.train->root().size() * cache_variants_, &cache_note_);
 }
 
 void Distiller::choose_pairs(const DistillConfig& config) {
@@ -257,6 +285,11 @@ void Distiller::create_objectives(const DistillConfig& config, const DatasetSpli
         student_->train();
         teacher_->forward(batch.images, &t_taps);
     }
+    for (const std::string& tap : teacher_taps_) {
+        Shape shape = t_taps.at(tap).shape();
+        shape.erase(shape.begin());  // per sample
+        trial_tap_shapes_[tap] = shape;
+    }
 
     set_ = std::make_shared<ObjectiveSet>();
     for (Slot& slot : slots_) {
@@ -315,7 +348,13 @@ LossOutput Distiller::loss(Model& student, const Batch& batch, const StepContext
     Taps s_taps(student_taps_), t_taps(teacher_taps_);
     ObjectiveInputs in;
     in.student_logits = student.forward(batch.images, student_taps_.empty() ? nullptr : &s_taps);
-    {
+    if (cache_) {
+        in.teacher_logits = cached_teacher_forward(
+            *cache_, *teacher_, batch, *train_, cache_variants_, t_taps,
+            [this](std::int64_t index, std::int64_t variant) {
+                return train_transforms_.make_variant(train_->get(index).image, variant);
+            });
+    } else {
         NoGradGuard no_grad;
         in.teacher_logits =
             teacher_->forward(batch.images, teacher_taps_.empty() ? nullptr : &t_taps);
@@ -367,6 +406,7 @@ std::string Distiller::describe() const {
         const auto params = slot.objective->num_parameters();
         if (params > 0) text += cat("; ", params, " connector parameters");
     }
+    if (cache_) text += "\n" + cache_note_;
     return text;
 }
 

@@ -6,7 +6,9 @@
 //     teacher (eval mode, no graph):  t_logits, t_taps = teacher(x)
 //     loss = sum_k weight_k * objective_k(s_logits, t_logits, y, pairs_k, i, epoch)
 // Only the taps the objectives' pairs name are requested from either model. The student and the
-// teacher see the same augmented images.
+// teacher see the same augmented images. With distill.teacher_cache = memory | file the teacher's
+// outputs come from distill/teacher_cache.h where it has them, and the teacher runs only on the
+// images it lacks.
 //
 // Building (Distiller's constructor), in this order, everything checked before a file is written:
 //   1. the pairs of each feature objective ([name] pairs, else [distill] pairs, else the default
@@ -15,7 +17,8 @@
 //   2. one trial batch of the training data through both models (eval mode, no graph) gives the
 //      pairs' shapes, and the objectives are created from them (ObjectiveSetup: the shapes,
 //      num_classes, num_samples = the training-set size, seed = run.seed);
-//   3. OFD's margins are filled from the teacher's BatchNorm (see batch_norm_before_tap).
+//   3. OFD's margins are filled from the teacher's BatchNorm (see batch_norm_before_tap);
+//   4. the teacher cache is opened (its fingerprint reads the whole training dataset once).
 //
 // Pre-training stage: objectives with pre_stage_epochs() > 0 (FitNet's stage 1, FT's
 // paraphraser, AB and FSP's initialization) make the run start with P = the largest of them
@@ -30,13 +33,16 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/transforms.h"
 #include "distill/distill_config.h"
 #include "distill/objective.h"
+#include "distill/teacher_cache.h"
 #include "distill/trainer.h"
 #include "models/model.h"
 
@@ -92,6 +98,8 @@ public:
     LossOutput loss(Model& student, const Batch& batch, const StepContext& ctx);
 
     const std::vector<Slot>& slots() const { return slots_; }
+    // The teacher-output cache (null when distill.teacher_cache = off).
+    TeacherCache* teacher_cache() const { return cache_.get(); }
     std::int64_t pre_stage_epochs() const { return pre_stage_epochs_; }
     // A few lines for the console: the objectives, their weights and pairs, the pre-stage.
     std::string describe() const;
@@ -100,12 +108,20 @@ private:
     void choose_pairs(const DistillConfig& config);
     void create_objectives(const DistillConfig& config, const DatasetSplits& data);
     void fill_ofd_margins(Slot& slot);
+    void open_cache(const DistillConfig& config, const DatasetSplits& data);
 
     std::shared_ptr<Model> student_, teacher_;
     std::vector<Slot> slots_;
     std::shared_ptr<ObjectiveSet> set_;
     std::vector<std::string> student_taps_, teacher_taps_;  // every tap any pair names, once
     std::int64_t pre_stage_epochs_ = 0;
+    std::map<std::string, Shape> trial_tap_shapes_;  // the teacher taps' per-sample shapes
+
+    std::shared_ptr<TeacherCache> cache_;
+    std::int64_t cache_variants_ = 0;  // of the training transforms
+    std::shared_ptr<const Dataset> train_;
+    TransformPipeline train_transforms_;  // to make a missed sample's other variants
+    std::string cache_note_;
 };
 
 }  // namespace retort

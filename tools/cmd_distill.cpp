@@ -69,7 +69,9 @@ double test_top1_at(const std::string& run_dir, std::int64_t epoch) {
 
 // Builds the teacher, the student, the objectives and the trainer of one run and runs it.
 Outcome distill(const RunRequest& request) {
-    const DistillConfig dc = read_distill_config(request.config);
+    DistillConfig dc = read_distill_config(request.config);
+    if (dc.teacher_cache == "file" && dc.teacher_cache_file.empty())
+        dc.teacher_cache_file = (fs::path(request.run_dir) / "teacher-cache.bin").string();
     std::shared_ptr<Model> student = build_model(dc.train);
     DatasetSplits data = open_data(dc.train);
     std::string weights;
@@ -210,6 +212,11 @@ int distill_seeds(const RunRequest& base, const std::vector<std::uint64_t>& seed
         request.run_dir = (fs::path(base.run_dir) / cat("seed-", seed)).string();
         request.config.set("run.seed", std::to_string(seed), "--seeds");
         request.config.set("run.dir", request.run_dir, "--seeds");
+        // The seeds share one file cache of the teacher's outputs: they train on the same data.
+        if (request.config.get_string("distill.teacher_cache") == "file" &&
+            request.config.get_string("distill.teacher_cache_file").empty())
+            request.config.set("distill.teacher_cache_file",
+                               (fs::path(base.run_dir) / "teacher-cache.bin").string(), "--seeds");
         std::printf("== seed %llu: %s\n", static_cast<unsigned long long>(seed),
                     request.run_dir.c_str());
         runs.push_back(distill(request));
