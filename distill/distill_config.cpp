@@ -1,9 +1,12 @@
 // distill/distill_config.cpp: the schema of a distillation run's configuration and its typed form
 // (the keys and their meaning in distill_config.h).
 //
-// The list-valued keys (objectives, pairs) are checked as the file is read, by the schema's
+// The list-valued keys (objectives, pairs, peers) are checked as the file is read, by the schema's
 // validate hook, so a mistake is reported with the file and line ("run.cfg:14: distill.objectives
 // = 'ce:1, kdd:1': unknown objective 'kdd'; valid objectives: ...") before anything is built.
+// Which keys a run needs depends on distill.mode, so those rules are checked once the whole
+// configuration is known (read_distill_config), where a resumed run's saved config goes too: a
+// key is "given" there when it differs from its default, since a saved config writes every key.
 #include "distill/distill_config.h"
 
 #include <cmath>
@@ -47,6 +50,42 @@ std::function<std::string(const std::string&)> problem_of(Parse parse) {
             return cat("= '", text, "': ", e.what());
         }
     };
+}
+
+std::string join_keys(const std::vector<std::string>& names) {
+    std::string text;
+    for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+    return text;
+}
+
+// mode = distill: the teacher and its objectives must be given.
+void check_distill_mode(const DistillConfig& d, const Config& c) {
+    require(!d.teacher.empty(), "distill.teacher is required in mode = distill: give the teacher's "
+            "model spec (or set distill.mode = dml to train students together without a teacher)");
+    require(!d.teacher_weights.empty(), "distill.teacher_weights is required in mode = distill: give "
+            "the teacher's weights file or run directory");
+    require(!c.get_string("distill.objectives").empty(),
+            "distill.objectives is required in mode = distill: it needs at least one objective, "
+            "e.g. ce:0.1, kd:0.9");
+    require(c.get_string("dml.peers").empty(), "dml.peers = '", c.get_string("dml.peers"),
+            "' is only read in mode = dml; set distill.mode = dml to train the student with peers");
+}
+
+// mode = dml: nothing that describes a teacher or its objectives may be given.
+void check_dml_mode(const DistillConfig& d, const Config& c) {
+    require(d.teacher.empty(), "distill.teacher = '", d.teacher,
+            "': mode = dml trains without a teacher (the students learn from each other); remove "
+            "distill.teacher, or set distill.mode = distill");
+    require(d.teacher_weights.empty(), "distill.teacher_weights = '", d.teacher_weights,
+            "': mode = dml trains without a teacher (the students learn from each other)");
+    std::vector<std::string> unused;
+    if (!c.get_string("distill.objectives").empty()) unused.push_back("distill.objectives");
+    if (!c.get_string("distill.pairs").empty()) unused.push_back("distill.pairs");
+    if (c.get_string("distill.teacher_cache") != "off") unused.push_back("distill.teacher_cache");
+    if (!c.get_string("distill.teacher_cache_file").empty()) unused.push_back("distill.teacher_cache_file");
+    require(unused.empty(), join_keys(unused), ": not used in mode = dml, whose loss is each "
+            "student's cross-entropy plus the mutual KL term ([dml] T, alpha); remove ",
+            unused.size() == 1 ? "it" : "them");
 }
 
 }  // namespace
@@ -93,19 +132,42 @@ std::vector<TapPair> parse_pair_list(const std::string& text) {
     return pairs;
 }
 
+std::vector<std::string> parse_peer_list(const std::string& text, const std::string& model_spec) {
+    if (trim(text).empty()) return {model_spec};
+    std::vector<std::string> peers;
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t semicolon = text.find(';', start);
+        peers.push_back(trim(text.substr(start, semicolon - start)));
+        require(!peers.back().empty(), "peer ", peers.size(),
+                " is empty: give one model spec per peer, separated by ';'");
+        if (semicolon == std::string::npos) return peers;
+        start = semicolon + 1;
+    }
+}
+
 Config distill_config_schema() {
     Config c = train_config_schema();
-    c.declare_required("distill", "teacher", "model spec of the teacher, e.g. resnet56:in_chans=1,num_classes=10");
-    c.declare_required("distill", "teacher_weights",
-                       "the teacher's weights: a .safetensors file, or a `retort train` run directory "
-                       "(its best.safetensors)");
+    c.declare_string("distill", "mode", "distill",
+                     "distill: a frozen teacher and weighted objectives; dml: deep mutual learning, "
+                     "the student and its [dml] peers trained together without a teacher",
+                     {"distill", "dml"});
+    // Required in mode = distill only (read_distill_config says so).
+    c.declare_string("distill", "teacher", "",
+                     "model spec of the teacher, e.g. resnet56:in_chans=1,num_classes=10 (mode = distill)");
+    c.declare_string("distill", "teacher_weights", "",
+                     "the teacher's weights: a .safetensors file, or a `retort train` run directory "
+                     "(its best.safetensors) (mode = distill)");
 
     ConfigKey objectives;
     objectives.section = "distill";
     objectives.key = "objectives";
-    objectives.required = true;
-    objectives.help = "name:weight, ... (e.g. ce:0.1, kd:0.9): the loss is the weighted sum of these objectives";
-    objectives.validate = problem_of(parse_objective_list);
+    objectives.default_value = "";
+    objectives.help = "name:weight, ... (e.g. ce:0.1, kd:0.9): the loss is the weighted sum of these "
+                      "objectives (mode = distill)";
+    objectives.validate = [](const std::string& text) {
+        return text.empty() ? std::string() : problem_of(parse_objective_list)(text);
+    };
     c.declare(std::move(objectives));
 
     ConfigKey pairs;
@@ -127,6 +189,18 @@ Config distill_config_schema() {
     c.declare_double("distill", "teacher_cache_limit_gib", 8, 0.001, 1024,
                      "the most memory (teacher_cache = memory) or disk (file) the cache may take, in GiB");
 
+    ConfigKey peers;
+    peers.section = "dml";
+    peers.key = "peers";
+    peers.default_value = "";
+    peers.help = "model specs of the other students, separated by ';' (\"\": one peer with [model]'s "
+                 "spec); [model] is student 0 (mode = dml)";
+    peers.validate = problem_of([](const std::string& text) { return parse_peer_list(text, "[model]"); });
+    c.declare(std::move(peers));
+    c.declare_double("dml", "T", 1.0, 0.0, 100.0,
+                     "temperature of the mutual KL term (the paper's: 1)", /*min_exclusive=*/true);
+    c.declare_double("dml", "alpha", 1.0, 0.0, 1e6, "weight of the mutual KL term (the paper's: 1)");
+
     declare_objective_keys(c);
     for (const ObjectiveEntry& entry : objective_table()) {
         if (entry.max_pairs == 0) continue;  // a logit objective reads no feature pairs
@@ -142,11 +216,26 @@ DistillConfig read_distill_config(const Config& c) {
     DistillConfig d;
     d.train = read_train_config(c);
     d.resolved = c;
+    d.mode = c.get_string("distill.mode");
     d.teacher = c.get_string("distill.teacher");
-    require(!d.teacher.empty(), "distill.teacher is empty: give the teacher's model spec");
     d.teacher_weights = c.get_string("distill.teacher_weights");
-    require(!d.teacher_weights.empty(),
-            "distill.teacher_weights is empty: give the teacher's weights file or run directory");
+    d.teacher_cache = c.get_string("distill.teacher_cache");
+    d.teacher_cache_file = c.get_string("distill.teacher_cache_file");
+    d.teacher_cache_limit_gib = c.get_double("distill.teacher_cache_limit_gib");
+    require(d.train.data.batch_transform.empty(), "data.batch_transform = '",
+            d.train.data.batch_transform,
+            "' is not supported in a distillation run: mixup and cutmix make soft targets, but the "
+            "objectives read hard labels");
+
+    if (d.mode == "dml") {
+        check_dml_mode(d, c);
+        d.dml.peers = parse_peer_list(c.get_string("dml.peers"), d.train.model);
+        d.dml.T = c.get_double("dml.T");
+        d.dml.alpha = c.get_double("dml.alpha");
+        return d;
+    }
+
+    check_distill_mode(d, c);
     d.objectives = parse_objective_list(c.get_string("distill.objectives"));
     d.pairs = parse_pair_list(c.get_string("distill.pairs"));
     for (const ObjectiveTerm& term : d.objectives) {
@@ -155,14 +244,6 @@ DistillConfig read_distill_config(const Config& c) {
         std::vector<TapPair> own = parse_pair_list(c.get_string(key));
         if (!own.empty()) d.objective_pairs[term.name] = own;  // "": distill.pairs
     }
-    d.teacher_cache = c.get_string("distill.teacher_cache");
-    d.teacher_cache_file = c.get_string("distill.teacher_cache_file");
-    d.teacher_cache_limit_gib = c.get_double("distill.teacher_cache_limit_gib");
-
-    require(d.train.data.batch_transform.empty(), "data.batch_transform = '",
-            d.train.data.batch_transform,
-            "' is not supported in a distillation run: mixup and cutmix make soft targets, but the "
-            "objectives read hard labels");
     require(d.train.optim.label_smoothing == 0, "optim.label_smoothing = ",
             d.train.optim.label_smoothing,
             " is not used in a distillation run: the cross-entropy is the ce objective; set "

@@ -1,15 +1,22 @@
 // distill/distill_config.h: the configuration of a distillation run (`retort distill`): everything
 // a training run has, with [model] as the student, plus the teacher, the objectives and their
-// hyperparameters.
+// hyperparameters; or, in mode = dml, the peers the student learns with instead of a teacher.
 //
 //   [model] [data] [optim] [schedule] [run]   as in distill/train_config.h; [model] is the student
-//   [distill]  teacher          model spec of the teacher (required)
+//   [distill]  mode             distill | dml (distill). distill: a frozen teacher and weighted
+//                               objectives (the keys below). dml: deep mutual learning, students
+//                               trained together without a teacher ([dml] below): teacher,
+//                               teacher_weights, objectives, pairs and teacher_cache are then
+//                               refused, since nothing would read them
+//              teacher          model spec of the teacher (required in mode = distill)
 //              teacher_weights  a weights file (best.safetensors or last.safetensors of a
 //                               `retort train` run, or a PyTorch state dict), or the directory of a
-//                               `retort train` run, meaning its best.safetensors (required)
+//                               `retort train` run, meaning its best.safetensors (required in
+//                               mode = distill)
 //              objectives       name:weight, ... e.g. "ce:0.1, kd:0.9" or "ce:1, at:1000": the
 //                               loss is the weighted sum; names from the table of objectives,
-//                               weights finite and >= 0, at least one objective (required)
+//                               weights finite and >= 0, at least one objective (required in
+//                               mode = distill)
 //              pairs            student_tap:teacher_tap, ... the feature pairs every feature
 //                               objective reads unless its own section sets `pairs`; "layer2" is
 //                               short for layer2:layer2. "": the default pairs (below) ("")
@@ -22,6 +29,12 @@
 //   [<objective>]  its hyperparameters (declared by the objective, e.g. [kd] T = 4), and for a
 //              feature objective `pairs`, overriding [distill] pairs for that objective alone
 //              (e.g. [fitnet] pairs = layer2:layer2 next to [at] with the default stage outputs)
+//   [dml]      peers            the model specs of the other students, separated by ';' ("": one
+//                               peer with [model]'s spec, i.e. two students); [model] is student 0
+//                               (only in mode = dml) ("")
+//              T                temperature of the mutual KL term, > 0 (1, the paper's)
+//              alpha            weight of the mutual KL term, >= 0 (1, the paper's)
+//              (the loss, the students' initialization and the run directory: mutual_learning.h)
 //
 // Default pairs, when neither [distill] pairs nor the objective's own is given:
 //   CNN student and teacher (both have layer1, layer2, ...): layerK:layerK for K = 1 .. the
@@ -31,8 +44,9 @@
 //   anything else: an Error asking for pairs.
 //
 // Not supported in a distillation run (refused with an Error): data.batch_transform (mixup and
-// cutmix make soft targets, but the objectives read hard labels) and optim.label_smoothing (set
-// [ce] label_smoothing instead).
+// cutmix make soft targets, but the objectives read hard labels) and, in mode = distill,
+// optim.label_smoothing (set [ce] label_smoothing instead; in mode = dml it smooths every
+// student's cross-entropy).
 #pragma once
 
 #include <map>
@@ -59,8 +73,17 @@ struct TapPair {
     std::string name() const { return student == teacher ? student : student + ":" + teacher; }
 };
 
+// [dml]: the other students of a mutual-learning run and the weight of their KL term.
+struct MutualLearningConfig {
+    std::vector<std::string> peers;  // model specs of students 1, 2, ... (at least one)
+    double T = 1;
+    double alpha = 1;
+};
+
 struct DistillConfig {
     TrainConfig train;
+    std::string mode = "distill";  // distill | dml
+    MutualLearningConfig dml;      // mode = dml only
     std::string teacher;          // model spec
     std::string teacher_weights;  // as written in the config (a file or a run directory)
     std::vector<ObjectiveTerm> objectives;
@@ -81,6 +104,9 @@ std::vector<ObjectiveTerm> parse_objective_list(const std::string& text);
 // "layer1:layer1, layer2" -> {{layer1, layer1}, {layer2, layer2}}; "" -> {}. An Error for an
 // empty tap name or more than one ':' in an item.
 std::vector<TapPair> parse_pair_list(const std::string& text);
+// [dml] peers: "resnet8:num_classes=10; resnet14:num_classes=10" -> the two specs, trimmed;
+// "" -> {model_spec} (one peer like student 0). An Error for an empty item ("a;;b", "a;").
+std::vector<std::string> parse_peer_list(const std::string& text, const std::string& model_spec);
 
 // The weights file a teacher_weights value names: the file itself, or RUN_DIR/best.safetensors
 // for a run directory. An Error when neither exists.

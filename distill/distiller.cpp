@@ -30,6 +30,14 @@ namespace retort {
 
 namespace {
 
+// A pair may name a model's logits ("dist_logits:logits" pairs a DeiT student's distillation
+// head with any teacher's logits): "logits" is what forward() returns, not a tap.
+const std::string kLogitsTap = "logits";
+
+Tensor tap_or_logits(const Taps& taps, const std::string& name, const Tensor& logits) {
+    return name == kLogitsTap ? logits : taps.at(name);
+}
+
 bool has_tap(const Model& model, const std::string& tap) {
     const std::vector<std::string> names = model.tap_names();
     return std::find(names.begin(), names.end(), tap) != names.end();
@@ -224,7 +232,7 @@ void Distiller::choose_pairs(const DistillConfig& config) {
                 slot.pairs = config.pairs;
                 slot.pairs_from = "distill.pairs";
             } else if (!entry.default_taps.empty() && entry.default_taps != "stages.pre") {
-                slot.pairs = {{entry.default_taps, entry.default_taps}};
+                slot.pairs = parse_pair_list(entry.default_taps);  // "layer2", "dist_logits:logits"
                 slot.pairs_from = "the default pairs of " + term.name;
             } else {
                 if (!have_defaults) defaults = default_pairs(*student_, *teacher_);
@@ -249,13 +257,13 @@ void Distiller::choose_pairs(const DistillConfig& config) {
                     "] pairs = student_tap:teacher_tap, ...");
             for (const TapPair& pair : slot.pairs) {
                 try {
-                    student_->check_taps({pair.student});
-                    teacher_->check_taps({pair.teacher});
+                    if (pair.student != kLogitsTap) student_->check_taps({pair.student});
+                    if (pair.teacher != kLogitsTap) teacher_->check_taps({pair.teacher});
                 } catch (const Error& e) {
                     fail(slot.pairs_from, " (objective ", term.name, "): ", e.what());
                 }
-                student_taps.insert(pair.student);
-                teacher_taps.insert(pair.teacher);
+                if (pair.student != kLogitsTap) student_taps.insert(pair.student);
+                if (pair.teacher != kLogitsTap) teacher_taps.insert(pair.teacher);
             }
         }
         slots_.push_back(slot);
@@ -278,12 +286,13 @@ void Distiller::create_objectives(const DistillConfig& config, const DatasetSpli
     Batch batch;
     require(loader.next(batch), "the training split gives no batch");
     Taps s_taps(student_taps_), t_taps(teacher_taps_);
+    Tensor s_logits, t_logits;
     {
         NoGradGuard no_grad;
         student_->eval();
-        student_->forward(batch.images, &s_taps);
+        s_logits = student_->forward(batch.images, &s_taps);
         student_->train();
-        teacher_->forward(batch.images, &t_taps);
+        t_logits = teacher_->forward(batch.images, &t_taps);
     }
     for (const std::string& tap : teacher_taps_) {
         Shape shape = t_taps.at(tap).shape();
@@ -296,7 +305,8 @@ void Distiller::create_objectives(const DistillConfig& config, const DatasetSpli
         ObjectiveSetup setup;
         for (const TapPair& pair : slot.pairs)
             setup.pairs.push_back(
-                {pair.name(), s_taps.at(pair.student).shape(), t_taps.at(pair.teacher).shape()});
+                {pair.name(), tap_or_logits(s_taps, pair.student, s_logits).shape(),
+                 tap_or_logits(t_taps, pair.teacher, t_logits).shape()});
         setup.num_classes = student_->info().num_classes;
         setup.num_samples = data.train->size();
         setup.seed = config.train.run.seed;
@@ -369,7 +379,8 @@ LossOutput Distiller::loss(Model& student, const Batch& batch, const StepContext
     for (const Slot& slot : slots_) {
         in.features.clear();
         for (const TapPair& pair : slot.pairs)
-            in.features.push_back({pair.name(), s_taps.at(pair.student), t_taps.at(pair.teacher)});
+            in.features.push_back({pair.name(), tap_or_logits(s_taps, pair.student, in.student_logits),
+                                   tap_or_logits(t_taps, pair.teacher, in.teacher_logits)});
         Objective& objective = *slot.objective;
         Tensor value, term;
         if (pre) {

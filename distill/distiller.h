@@ -5,7 +5,9 @@
 //     student (train mode):           s_logits, s_taps = student(x)            (graph recorded)
 //     teacher (eval mode, no graph):  t_logits, t_taps = teacher(x)
 //     loss = sum_k weight_k * objective_k(s_logits, t_logits, y, pairs_k, i, epoch)
-// Only the taps the objectives' pairs name are requested from either model. The student and the
+// Only the taps the objectives' pairs name are requested from either model; a pair may also name
+// "logits", a model's output (e.g. dist_logits:logits pairs a DeiT student's distillation head
+// with the teacher's logits). The student and the
 // teacher see the same augmented images. With distill.teacher_cache = memory | file the teacher's
 // outputs come from distill/teacher_cache.h where it has them, and the teacher runs only on the
 // images it lacks.

@@ -16,6 +16,9 @@ const std::vector<ObjectiveEntry>& objective_table() {
         add_logit_objectives(t);
         add_feature_map_objectives(t);
         add_relation_objectives(t);
+        add_cnn_vit_objectives(t);
+        add_spatial_objectives(t);
+        add_vit_objectives(t);
         return t;
     }();
     return table;

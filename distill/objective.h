@@ -95,7 +95,8 @@ struct ObjectiveEntry {
     // The pairs `retort distill` gives it when the config names none: "" = the model family's
     // default (the stage outputs layer1..N of two CNNs, ViT tokens at proportional depths),
     // "stages.pre" = those stages' pre-activation taps (layerN.pre), or one tap read on both
-    // models ("layer2", "feature_map", "pre_logits").
+    // models ("layer2", "feature_map", "pre_logits"), or pairs ("dist_logits:logits"; "logits"
+    // is a model's output).
     std::string default_taps;
     int min_pairs = 0;      // feature pairs it needs (0 for logit objectives)
     int max_pairs = 0;      // -1: any number
@@ -121,5 +122,11 @@ std::shared_ptr<Objective> create_objective(const std::string& name, const Confi
 void add_logit_objectives(std::vector<ObjectiveEntry>& table);
 void add_feature_map_objectives(std::vector<ObjectiveEntry>& table);
 void add_relation_objectives(std::vector<ObjectiveEntry>& table);
+// Between a ViT and a CNN: fourier, cakd (cnn_vit_table.cpp); spatial matching: tat, cskd
+// (spatial_table.cpp); ViT students and pairs: deit_hard, deit_soft, attn, manifold
+// (vit_table.cpp).
+void add_cnn_vit_objectives(std::vector<ObjectiveEntry>& table);
+void add_spatial_objectives(std::vector<ObjectiveEntry>& table);
+void add_vit_objectives(std::vector<ObjectiveEntry>& table);
 
 }  // namespace retort

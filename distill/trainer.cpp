@@ -354,6 +354,7 @@ std::vector<std::string> Trainer::metrics_columns() const {
     std::vector<std::string> columns;
     if (addons_.pre_stage_epochs > 0) columns.push_back("stage");
     for (const std::string& term : addons_.term_names) columns.push_back("loss." + term);
+    for (const std::string& column : addons_.eval_columns) columns.push_back(column);
     return columns;
 }
 
@@ -506,7 +507,15 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
         MetricsRow row{static_cast<double>(epoch + 1), progress_.step, split, result.loss,
                        result.top1, result.top5, optimizer_->lr(), elapsed(), {}};
         if (addons_.pre_stage_epochs > 0) row.extra.push_back(stage_of(epoch));
-        metrics_.append(row);  // the loss terms are training quantities: empty cells here
+        if (addons_.evaluate) {
+            const std::vector<double> cells = addons_.evaluate(split, *loader);
+            internal_check(cells.size() == addons_.eval_columns.size(),
+                           "the extra evaluation returned another number of values than its columns");
+            // the loss terms are training quantities: empty cells on evaluation rows
+            row.extra.resize(row.extra.size() + addons_.term_names.size());
+            for (double cell : cells) row.extra.push_back(format_cell(cell));
+        }
+        metrics_.append(row);
         return result.top1;
     };
     summary.val_top1 = report(val_loader_.get(), "val", last_val_);
@@ -527,11 +536,14 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
                       {"epoch", std::to_string(epoch + 1)},
                       {"val_top1", val_loader_ ? top1 : "none"}});
     }
+    // Before the checkpoint, so that what the hook records is saved with this epoch.
+    const std::string addon_line = addons_.end_epoch ? addons_.end_epoch(epoch + 1, run_dir_) : "";
     progress_.seconds = elapsed();
     save_checkpoint((fs::path(run_dir_) / "last.safetensors").string(), *model_, *optimizer_,
                     progress_, config_.model, addons_.objectives.get());
     summary.seconds = elapsed() - epoch_start;
     printer_.end_epoch(summary);
+    if (!addon_line.empty()) printer_.message(addon_line);
 }
 
 }  // namespace retort

@@ -29,6 +29,15 @@
 //     main-stage epochs only. metrics.csv gets a `stage` column (pre | main).
 //   - terms: names of the parts of the loss (LossOutput::terms), written to metrics.csv as
 //     columns loss.<name> next to the total, averaged over the same steps as `loss`.
+//   - extra evaluation, for models trained next to the model and evaluated with it (the peers
+//     of a mutual-learning run, distill/mutual_learning.h): `evaluate` is called after the
+//     model's own evaluation of each split ("val", then "test") with that split's loader, and
+//     returns one value per name in eval_columns; they fill those metrics.csv columns on the
+//     split's row (the columns stay empty on train rows). `end_epoch` is called once both
+//     splits are evaluated and best.safetensors is chosen, before last.safetensors is written:
+//     whatever it records in `objectives` (a best-so-far, say) is saved with the epoch, and
+//     files it writes are rewritten if the epoch is run again after a resume. The line it
+//     returns (if not empty) is printed after the epoch's summary.
 //
 // Lifecycle: construct (checks the model against the data with a trial batch; writes nothing),
 // then start() a new run directory or resume() one, then run().
@@ -91,6 +100,11 @@ struct TrainerAddons {
     std::shared_ptr<Module> objectives;
     std::int64_t pre_stage_epochs = 0;
     std::vector<std::string> term_names;
+    std::vector<std::string> eval_columns;
+    // split: "val" or "test"; returns one value per eval_columns (NaN: an empty cell).
+    std::function<std::vector<double>(const std::string& split, DataLoader& loader)> evaluate;
+    // epoch: the epochs completed, this one included (1-based); returns a console line or "".
+    std::function<std::string(std::int64_t epoch, const std::string& run_dir)> end_epoch;
 };
 using LossFn = std::function<LossOutput(Model& model, const Batch& batch, const StepContext& ctx)>;
 

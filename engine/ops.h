@@ -6,6 +6,7 @@
 #include "engine/ops/conv.h"
 #include "engine/ops/dropout.h"
 #include "engine/ops/elementwise.h"
+#include "engine/ops/fft.h"
 #include "engine/ops/interpolate.h"
 #include "engine/ops/loss.h"
 #include "engine/ops/matmul.h"

@@ -17,12 +17,20 @@
 // model) and last.safetensors (student, objectives' connectors and state, optimizer, progress),
 // from which --resume continues bit for bit. `retort plot` draws its curves.
 //
+// With [distill] mode = dml there is no teacher: the student ([model], student 0) and its peers
+// ([dml] peers) train together by deep mutual learning (distill/mutual_learning.h). The run
+// directory then also holds peer-K.best.safetensors and peer-K.last.safetensors for each peer K,
+// last.safetensors holds every student, and metrics.csv each student's loss terms and each
+// peer's val / test top-1.
+//
 // --seeds runs the config once per seed (run.seed = S) into RUN_DIR/seed-S/, one after the
 // other, and then writes RUN_DIR/summary.json and RUN_DIR/summary.md: for each seed the epoch
 // with the best validation top-1 and the test top-1 there, and the last epoch's test top-1; over
 // the seeds their mean and sample standard deviation (the seed also draws the validation split,
-// so that differs between seeds too). A seed's run is continued with
-// `retort distill --resume RUN_DIR/seed-S` (the summary is then not rewritten).
+// so that differs between seeds too). These are the student's; a dml run adds the same numbers
+// for each peer K (chosen by the peer's own validation top-1), per seed and over the seeds. A
+// seed's run is continued with `retort distill --resume RUN_DIR/seed-S` (the summary is then not
+// rewritten).
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -35,6 +43,7 @@
 #include "distill/distill_config.h"
 #include "distill/distiller.h"
 #include "distill/metrics_csv.h"
+#include "distill/mutual_learning.h"
 #include "engine/io/json.h"
 #include "tools/commands.h"
 #include "tools/options.h"
@@ -54,6 +63,7 @@ struct Outcome {
     std::string dir;
     std::int64_t best_epoch = 0;
     double best_val_top1 = kNaN, best_test_top1 = kNaN, last_test_top1 = kNaN;
+    std::vector<PeerRecord> peers;  // a dml run's peers 1, 2, ...
 };
 
 // The test top-1 that metrics.csv records for `epoch`, or NaN.
@@ -67,9 +77,35 @@ double test_top1_at(const std::string& run_dir, std::int64_t epoch) {
     return found;
 }
 
+// Student 0's numbers from a finished trainer.
+Outcome outcome_of(const Trainer& trainer, const DistillConfig& dc, const std::string& run_dir) {
+    Outcome o;
+    o.seed = dc.train.run.seed;
+    o.dir = run_dir;
+    o.best_epoch = trainer.progress().best_epoch;
+    if (trainer.progress().best_top1 >= 0) o.best_val_top1 = trainer.progress().best_top1;
+    if (trainer.last_test().count > 0) o.last_test_top1 = trainer.last_test().top1;
+    o.best_test_top1 = test_top1_at(run_dir, o.best_epoch);
+    return o;
+}
+
+// mode = dml: the student and its peers, trained together through the same loop.
+Outcome mutual_learning(const RunRequest& request, const DistillConfig& dc) {
+    std::shared_ptr<Model> student = build_model(dc.train);
+    DatasetSplits data = open_data(dc.train);
+    MutualLearning dml(dc, student, data);
+    Trainer trainer(dc.train, student, data, dml.addons());
+    trainer.set_loss(dml.loss_fn());
+    run_trainer(trainer, *student, data, dc.train, request, dml.describe());
+    Outcome o = outcome_of(trainer, dc, request.run_dir);
+    o.peers = dml.peer_records();
+    return o;
+}
+
 // Builds the teacher, the student, the objectives and the trainer of one run and runs it.
 Outcome distill(const RunRequest& request) {
     DistillConfig dc = read_distill_config(request.config);
+    if (dc.mode == "dml") return mutual_learning(request, dc);
     if (dc.teacher_cache == "file" && dc.teacher_cache_file.empty())
         dc.teacher_cache_file = (fs::path(request.run_dir) / "teacher-cache.bin").string();
     std::shared_ptr<Model> student = build_model(dc.train);
@@ -83,15 +119,7 @@ Outcome distill(const RunRequest& request) {
         cat("teacher ", dc.teacher, ": ", teacher->num_parameters(), " parameters, frozen, from ",
             weights, "\n", distiller.describe());
     run_trainer(trainer, *student, data, dc.train, request, lines);
-
-    Outcome o;
-    o.seed = dc.train.run.seed;
-    o.dir = request.run_dir;
-    o.best_epoch = trainer.progress().best_epoch;
-    if (trainer.progress().best_top1 >= 0) o.best_val_top1 = trainer.progress().best_top1;
-    if (trainer.last_test().count > 0) o.last_test_top1 = trainer.last_test().top1;
-    o.best_test_top1 = test_top1_at(request.run_dir, o.best_epoch);
-    return o;
+    return outcome_of(trainer, dc, request.run_dir);
 }
 
 std::vector<std::uint64_t> parse_seeds(const std::string& text) {
@@ -164,36 +192,76 @@ void write_atomically(const std::string& path, const std::string& text) {
     fs::rename(tmp, path);
 }
 
-void write_summary(const std::string& dir, const std::vector<Outcome>& runs) {
+json::Object stats_json(const MeanStd& m) {
+    return json::Object{{"mean", json_number(m.mean)},
+                        {"std", json_number(m.std)},
+                        {"n", static_cast<std::int64_t>(m.count)}};
+}
+
+// Over the seeds: the test top-1 at the best epoch and at the last, of student 0 (peer = 0) or
+// of a dml run's peer.
+struct SeedStats {
+    MeanStd best, last;
+};
+
+SeedStats seed_stats(const std::vector<Outcome>& runs, std::size_t peer) {
     std::vector<double> best, last;
     for (const Outcome& o : runs) {
-        best.push_back(o.best_test_top1);
-        last.push_back(o.last_test_top1);
+        best.push_back(peer == 0 ? o.best_test_top1 : o.peers.at(peer - 1).best_test_top1);
+        last.push_back(peer == 0 ? o.last_test_top1 : o.peers.at(peer - 1).last_test_top1);
     }
-    const MeanStd b = mean_std(best), l = mean_std(last);
+    return {mean_std(best), mean_std(last)};
+}
+
+json::Array peers_json(const std::vector<PeerRecord>& peers) {
+    json::Array rows;
+    for (std::size_t i = 0; i < peers.size(); ++i)
+        rows.push_back(json::Object{{"peer", static_cast<std::int64_t>(i + 1)},
+                                    {"best_epoch", peers[i].best_epoch},
+                                    {"best_val_top1", json_number(peers[i].best_val_top1)},
+                                    {"best_test_top1", json_number(peers[i].best_test_top1)},
+                                    {"last_test_top1", json_number(peers[i].last_test_top1)}});
+    return rows;
+}
+
+void write_summary(const std::string& dir, const std::vector<Outcome>& runs) {
+    const SeedStats student = seed_stats(runs, 0);
+    const MeanStd &b = student.best, &l = student.last;
+    const std::size_t peers = runs.front().peers.size();  // the same config for every seed
 
     json::Array rows;
-    for (const Outcome& o : runs)
-        rows.push_back(json::Object{
-            {"seed", static_cast<std::int64_t>(o.seed)},
-            {"dir", fs::path(o.dir).filename().string()},
-            {"best_epoch", o.best_epoch},
-            {"best_val_top1", json_number(o.best_val_top1)},
-            {"best_test_top1", json_number(o.best_test_top1)},
-            {"last_test_top1", json_number(o.last_test_top1)}});
-    auto stats = [](const MeanStd& m) {
-        return json::Object{{"mean", json_number(m.mean)},
-                            {"std", json_number(m.std)},
-                            {"n", static_cast<std::int64_t>(m.count)}};
-    };
-    const std::string text = json::dump(json::Object{
-        {"runs", rows}, {"best_test_top1", stats(b)}, {"last_test_top1", stats(l)}}) + "\n";
-    write_atomically((fs::path(dir) / "summary.json").string(), text);
+    for (const Outcome& o : runs) {
+        json::Object row{{"seed", static_cast<std::int64_t>(o.seed)},
+                         {"dir", fs::path(o.dir).filename().string()},
+                         {"best_epoch", o.best_epoch},
+                         {"best_val_top1", json_number(o.best_val_top1)},
+                         {"best_test_top1", json_number(o.best_test_top1)},
+                         {"last_test_top1", json_number(o.last_test_top1)}};
+        if (peers > 0) row.push_back({"peers", peers_json(o.peers)});
+        rows.push_back(std::move(row));
+    }
+    json::Object summary{{"runs", rows}, {"best_test_top1", stats_json(b)}, {"last_test_top1", stats_json(l)}};
+    json::Array peer_stats;
+    std::string peer_lines;
+    for (std::size_t k = 1; k <= peers; ++k) {
+        const SeedStats s = seed_stats(runs, k);
+        const std::string& spec = runs.front().peers[k - 1].spec;
+        peer_stats.push_back(json::Object{{"peer", static_cast<std::int64_t>(k)},
+                                          {"model", spec},
+                                          {"best_test_top1", stats_json(s.best)},
+                                          {"last_test_top1", stats_json(s.last)}});
+        peer_lines += cat("- peer ", k, " (", spec, "): ", plus_minus(s.best),
+                          " at its best validation epoch, ", plus_minus(s.last), " at the last\n");
+    }
+    if (peers > 0) summary.push_back({"peers", peer_stats});
+    write_atomically((fs::path(dir) / "summary.json").string(), json::dump(summary) + "\n");
 
     std::string md = cat("# ", dir, "\n\nTest top-1 (%) over ", runs.size(),
                          " seeds, mean ± sample standard deviation:\n\n",
                          "- at the epoch with the best validation top-1: ", plus_minus(b), "\n",
-                         "- at the last epoch: ", plus_minus(l), "\n\n",
+                         "- at the last epoch: ", plus_minus(l), "\n",
+                         peers > 0 ? "\nThe peers of deep mutual learning, each by its own validation top-1:\n\n" : "",
+                         peer_lines, "\n",
                          "| seed | best epoch | val top-1 | test top-1 (best) | test top-1 (last) |\n",
                          "|---|---|---|---|---|\n");
     for (const Outcome& o : runs)
@@ -202,6 +270,11 @@ void write_summary(const std::string& dir, const std::vector<Outcome>& runs) {
     write_atomically((fs::path(dir) / "summary.md").string(), md);
     std::printf("seeds: test top1 %s at the best epoch, %s at the last; wrote %s/summary.{json,md}\n",
                 plus_minus(b).c_str(), plus_minus(l).c_str(), dir.c_str());
+    for (std::size_t k = 1; k <= peers; ++k) {
+        const SeedStats s = seed_stats(runs, k);
+        std::printf("seeds: peer %zu: test top1 %s at its best epoch, %s at the last\n", k,
+                    plus_minus(s.best).c_str(), plus_minus(s.last).c_str());
+    }
 }
 
 // One run per seed into RUN_DIR/seed-S, then the summary.
