@@ -71,21 +71,56 @@ void check_distill_mode(const DistillConfig& d, const Config& c) {
             "' is only read in mode = dml; set distill.mode = dml to train the student with peers");
 }
 
-// mode = dml: nothing that describes a teacher or its objectives may be given.
-void check_dml_mode(const DistillConfig& d, const Config& c) {
-    require(d.teacher.empty(), "distill.teacher = '", d.teacher,
-            "': mode = dml trains without a teacher (the students learn from each other); remove "
-            "distill.teacher, or set distill.mode = distill");
-    require(d.teacher_weights.empty(), "distill.teacher_weights = '", d.teacher_weights,
-            "': mode = dml trains without a teacher (the students learn from each other)");
+// The modes without a separate teacher (dml, self_distill, born_again): nothing that describes
+// a teacher or its objectives may be given. `teachers` says where their teaching comes from and
+// `loss` what their loss is, for the messages.
+void check_no_teacher_mode(const DistillConfig& d, const Config& c, const std::string& teachers,
+                           const std::string& loss) {
+    const std::string mode = "mode = " + d.mode;
+    require(d.teacher.empty(), "distill.teacher = '", d.teacher, "': ", mode,
+            " trains without a teacher (", teachers, "); remove distill.teacher, or set "
+            "distill.mode = distill");
+    require(d.teacher_weights.empty(), "distill.teacher_weights = '", d.teacher_weights, "': ",
+            mode, " trains without a teacher (", teachers, ")");
     std::vector<std::string> unused;
     if (!c.get_string("distill.objectives").empty()) unused.push_back("distill.objectives");
     if (!c.get_string("distill.pairs").empty()) unused.push_back("distill.pairs");
     if (c.get_string("distill.teacher_cache") != "off") unused.push_back("distill.teacher_cache");
     if (!c.get_string("distill.teacher_cache_file").empty()) unused.push_back("distill.teacher_cache_file");
-    require(unused.empty(), join_keys(unused), ": not used in mode = dml, whose loss is each "
-            "student's cross-entropy plus the mutual KL term ([dml] T, alpha); remove ",
-            unused.size() == 1 ? "it" : "them");
+    require(unused.empty(), join_keys(unused), ": not used in ", mode, ", whose loss is ", loss,
+            "; remove ", unused.size() == 1 ? "it" : "them");
+}
+
+// Whether a key holds another value than its default (a saved config writes every key, so
+// "given" cannot be told apart from "written back").
+bool differs_from_default(const Config& c, const ConfigKey& key) {
+    const std::string name = key.section + "." + key.key;
+    switch (key.type) {
+        case ConfigType::integer: return c.get_int(name) != std::stoll(key.default_value);
+        case ConfigType::real: return c.get_double(name) != std::stod(key.default_value);
+        case ConfigType::boolean: return c.get_bool(name) != (key.default_value == "true");
+        case ConfigType::string: return c.get_string(name) != key.default_value;
+    }
+    return false;
+}
+
+// The keys of a mode's own section ([dml], [self_distill], [born_again]) are read only in that
+// mode: one set to another value than its default in another mode is a mistake.
+void check_mode_sections(const DistillConfig& d, const Config& c) {
+    for (const std::string section : {"dml", "self_distill", "born_again"}) {
+        if (section == d.mode) continue;
+        for (const ConfigKey& key : c.keys()) {
+            if (key.section != section || !differs_from_default(c, key)) continue;
+            const std::string name = section + "." + key.key;
+            std::string value;
+            if (key.type == ConfigType::string) value = c.get_string(name);
+            else if (key.type == ConfigType::integer) value = std::to_string(c.get_int(name));
+            else if (key.type == ConfigType::real) value = cat(c.get_double(name));
+            else value = c.get_bool(name) ? "true" : "false";
+            fail(name, " = '", value, "' is only read in mode = ", section, "; set distill.mode = ",
+                 section, " or remove it");
+        }
+    }
 }
 
 }  // namespace
@@ -150,8 +185,10 @@ Config distill_config_schema() {
     Config c = train_config_schema();
     c.declare_string("distill", "mode", "distill",
                      "distill: a frozen teacher and weighted objectives; dml: deep mutual learning, "
-                     "the student and its [dml] peers trained together without a teacher",
-                     {"distill", "dml"});
+                     "the student and its [dml] peers trained together without a teacher; "
+                     "self_distill: the network's best checkpoint so far teaches it; born_again: "
+                     "generations of the network, each taught by the one before",
+                     {"distill", "dml", "self_distill", "born_again"});
     // Required in mode = distill only (read_distill_config says so).
     c.declare_string("distill", "teacher", "",
                      "model spec of the teacher, e.g. resnet56:in_chans=1,num_classes=10 (mode = distill)");
@@ -201,6 +238,31 @@ Config distill_config_schema() {
                      "temperature of the mutual KL term (the paper's: 1)", /*min_exclusive=*/true);
     c.declare_double("dml", "alpha", 1.0, 0.0, 1e6, "weight of the mutual KL term (the paper's: 1)");
 
+    c.declare_int("self_distill", "start", 2, 1, 100000,
+                  "the first epoch (1-based) whose loss distils from the teacher (mode = self_distill)");
+    c.declare_double("self_distill", "lambda", 0.5, 0.0, 1.0,
+                     "weight of the KD term: loss = (1 - lambda) CE + lambda T^2 KL");
+    c.declare_double("self_distill", "T", 4.0, 0.0, 100.0, "temperature of the KD term",
+                     /*min_exclusive=*/true);
+    c.declare_string("self_distill", "update", "best",
+                     "best: the teacher becomes the network whenever its validation top-1 improves; "
+                     "every_k: after every `every`-th epoch",
+                     {"best", "every_k"});
+    c.declare_int("self_distill", "every", 1, 1, 100000,
+                  "update = every_k: the teacher is replaced after epochs every, 2 every, ...");
+
+    c.declare_int("born_again", "generations", 3, 1, 1000,
+                  "born-again generations after generation 0, each taught by the one before "
+                  "(mode = born_again)");
+    c.declare_string("born_again", "first", "",
+                     "\"\": train generation 0 from the labels; or a finished `retort train` run "
+                     "directory of [model] on the same data and seed (its best.safetensors)");
+    c.declare_bool("born_again", "with_labels", true,
+                   "true: generations 1.. learn from CE + T^2 KL; false: from T^2 KL alone");
+    c.declare_double("born_again", "T", 1.0, 0.0, 100.0,
+                     "temperature of the KD term (1: the teacher's own distribution, as the paper)",
+                     /*min_exclusive=*/true);
+
     declare_objective_keys(c);
     for (const ObjectiveEntry& entry : objective_table()) {
         if (entry.max_pairs == 0) continue;  // a logit objective reads no feature pairs
@@ -228,14 +290,45 @@ DistillConfig read_distill_config(const Config& c) {
             "objectives read hard labels");
 
     if (d.mode == "dml") {
-        check_dml_mode(d, c);
+        check_no_teacher_mode(d, c, "the students learn from each other",
+                              "each student's cross-entropy plus the mutual KL term ([dml] T, alpha)");
+        check_mode_sections(d, c);
         d.dml.peers = parse_peer_list(c.get_string("dml.peers"), d.train.model);
         d.dml.T = c.get_double("dml.T");
         d.dml.alpha = c.get_double("dml.alpha");
         return d;
     }
+    if (d.mode == "self_distill") {
+        check_no_teacher_mode(d, c, "the network's own best checkpoint teaches it",
+                              "(1 - lambda) CE + lambda T^2 KL against that checkpoint ([self_distill])");
+        check_mode_sections(d, c);
+        SelfDistillConfig& s = d.self_distill;
+        s.start = c.get_int("self_distill.start");
+        s.lambda = c.get_double("self_distill.lambda");
+        s.T = c.get_double("self_distill.T");
+        s.update = c.get_string("self_distill.update");
+        s.every = c.get_int("self_distill.every");
+        require(s.update == "every_k" || s.every == 1, "self_distill.every = ", s.every,
+                " is only read with self_distill.update = every_k");
+        require(s.start <= d.train.run.epochs, "self_distill.start = ", s.start,
+                " is after the last epoch (run.epochs = ", d.train.run.epochs,
+                "): the run would never distil");
+        return d;
+    }
+    if (d.mode == "born_again") {
+        check_no_teacher_mode(d, c, "each generation is taught by the one before",
+                              "CE + T^2 KL against the previous generation ([born_again])");
+        check_mode_sections(d, c);
+        BornAgainConfig& b = d.born_again;
+        b.generations = c.get_int("born_again.generations");
+        b.first = c.get_string("born_again.first");
+        b.with_labels = c.get_bool("born_again.with_labels");
+        b.T = c.get_double("born_again.T");
+        return d;
+    }
 
     check_distill_mode(d, c);
+    check_mode_sections(d, c);
     d.objectives = parse_objective_list(c.get_string("distill.objectives"));
     d.pairs = parse_pair_list(c.get_string("distill.pairs"));
     for (const ObjectiveTerm& term : d.objectives) {

@@ -1,13 +1,17 @@
 // distill/distill_config.h: the configuration of a distillation run (`retort distill`): everything
 // a training run has, with [model] as the student, plus the teacher, the objectives and their
-// hyperparameters; or, in mode = dml, the peers the student learns with instead of a teacher.
+// hyperparameters; or, in mode = dml, the peers the student learns with instead of a teacher; or,
+// in mode = self_distill and born_again, the network's own earlier selves as its teachers.
 //
 //   [model] [data] [optim] [schedule] [run]   as in distill/train_config.h; [model] is the student
-//   [distill]  mode             distill | dml (distill). distill: a frozen teacher and weighted
-//                               objectives (the keys below). dml: deep mutual learning, students
-//                               trained together without a teacher ([dml] below): teacher,
-//                               teacher_weights, objectives, pairs and teacher_cache are then
-//                               refused, since nothing would read them
+//   [distill]  mode             distill | dml | self_distill | born_again (distill). distill: a
+//                               frozen teacher and weighted objectives (the keys below). dml: deep
+//                               mutual learning, students trained together without a teacher
+//                               ([dml] below). self_distill: the network's best checkpoint so far
+//                               teaches it ([self_distill] below). born_again: generations of the
+//                               same network, each taught by the previous one ([born_again]
+//                               below). In the last three, teacher, teacher_weights, objectives,
+//                               pairs and teacher_cache are refused, since nothing would read them
 //              teacher          model spec of the teacher (required in mode = distill)
 //              teacher_weights  a weights file (best.safetensors or last.safetensors of a
 //                               `retort train` run, or a PyTorch state dict), or the directory of a
@@ -35,6 +39,26 @@
 //              T                temperature of the mutual KL term, > 0 (1, the paper's)
 //              alpha            weight of the mutual KL term, >= 0 (1, the paper's)
 //              (the loss, the students' initialization and the run directory: mutual_learning.h)
+//   [self_distill]  start       the first epoch (1-based) that distils, >= 1 (2: one epoch of plain
+//                               training makes the first teacher)
+//              lambda           weight of the KD term in (1 - lambda) CE + lambda T^2 KL, [0, 1] (0.5)
+//              T                temperature of the KD term, > 0 (4)
+//              update           best | every_k (best): the teacher is replaced by the network whenever
+//                               its validation top-1 improves (needs a validation split: data.val_size
+//                               > 0; checked once the data is open), or after every `every`-th epoch
+//              every            the k of update = every_k, >= 1 (1)
+//              (the loss and the teacher's life: self_distillation.h)
+//   [born_again]  generations   born-again generations after generation 0, >= 1 (3)
+//              first            "" (generation 0 is trained here from the labels) or the directory
+//                               of a finished `retort train` run of [model] on the same data and
+//                               seed, whose best.safetensors is generation 0 ("")
+//              with_labels      true: generation k >= 1 learns from CE + T^2 KL; false: T^2 KL
+//                               alone (true)
+//              T                temperature of the KD term, > 0 (1: the teacher's own distribution)
+//              (the generations, their seeds and the run directory: born_again.h)
+//
+// A key of [dml], [self_distill] or [born_again] that differs from its default is refused in the
+// other modes, since nothing would read it.
 //
 // Default pairs, when neither [distill] pairs nor the objective's own is given:
 //   CNN student and teacher (both have layer1, layer2, ...): layerK:layerK for K = 1 .. the
@@ -45,8 +69,8 @@
 //
 // Not supported in a distillation run (refused with an Error): data.batch_transform (mixup and
 // cutmix make soft targets, but the objectives read hard labels) and, in mode = distill,
-// optim.label_smoothing (set [ce] label_smoothing instead; in mode = dml it smooths every
-// student's cross-entropy).
+// optim.label_smoothing (set [ce] label_smoothing instead; in the other modes it smooths the
+// cross-entropy against the labels).
 #pragma once
 
 #include <map>
@@ -80,10 +104,29 @@ struct MutualLearningConfig {
     double alpha = 1;
 };
 
+// [self_distill]: the network's best (or latest) checkpoint as its own teacher.
+struct SelfDistillConfig {
+    std::int64_t start = 2;        // the first epoch (1-based) that distils
+    double lambda = 0.5;           // loss = (1 - lambda) CE + lambda T^2 KL
+    double T = 4;
+    std::string update = "best";   // best | every_k
+    std::int64_t every = 1;        // update = every_k: after epochs every, 2 every, ...
+};
+
+// [born_again]: generations of one network, each taught by the one before.
+struct BornAgainConfig {
+    std::int64_t generations = 3;  // N: generations 1 .. N after generation 0
+    std::string first;             // "" or the run directory whose best.safetensors is generation 0
+    bool with_labels = true;       // CE + T^2 KL (true) or T^2 KL alone
+    double T = 1;
+};
+
 struct DistillConfig {
     TrainConfig train;
-    std::string mode = "distill";  // distill | dml
+    std::string mode = "distill";  // distill | dml | self_distill | born_again
     MutualLearningConfig dml;      // mode = dml only
+    SelfDistillConfig self_distill;  // mode = self_distill only
+    BornAgainConfig born_again;      // mode = born_again only
     std::string teacher;          // model spec
     std::string teacher_weights;  // as written in the config (a file or a run directory)
     std::vector<ObjectiveTerm> objectives;

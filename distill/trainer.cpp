@@ -69,11 +69,16 @@ private:
 };
 
 // The parameters the optimizer updates: the model's, then the objectives' as "objectives.<name>".
+// Frozen ones (requires_grad == false, e.g. a self-distillation teacher) are saved with their
+// module but never trained, so the optimizer does not hold them.
 std::vector<std::pair<std::string, Tensor>> trained_parameters(const Model& model,
                                                                const Module* objectives) {
-    std::vector<std::pair<std::string, Tensor>> params = model.named_parameters();
+    std::vector<std::pair<std::string, Tensor>> params;
+    for (auto& [name, p] : model.named_parameters())
+        if (p.requires_grad()) params.emplace_back(name, p);
     if (objectives)
-        for (auto& [name, p] : objectives->named_parameters()) params.emplace_back("objectives." + name, p);
+        for (auto& [name, p] : objectives->named_parameters())
+            if (p.requires_grad()) params.emplace_back("objectives." + name, p);
     return params;
 }
 

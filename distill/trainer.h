@@ -19,7 +19,9 @@
 //   - objectives: modules trained with the model but not part of it (connectors, memory banks).
 //     Their parameters join the model's in the one optimizer (named "objectives.<name>", under
 //     the same weight-decay rule) and their state is saved in last.safetensors; best.safetensors
-//     holds the model alone, so it loads like any trained model.
+//     holds the model alone, so it loads like any trained model. Frozen parameters (requires_grad
+//     == false, such as the teacher snapshot of self-distillation) are saved but not trained: the
+//     optimizer never holds them (nor does a frozen parameter of the model).
 //   - a pre-training stage: pre_stage_epochs epochs run before the run.epochs epochs of the main
 //     stage. The epoch counter (progress, metrics.csv, checkpoints) counts both, so a run with 2
 //     pre-stage epochs and run.epochs = 10 has 12 epochs and can stop and resume anywhere. The
@@ -34,7 +36,8 @@
 //     model's own evaluation of each split ("val", then "test") with that split's loader, and
 //     returns one value per name in eval_columns; they fill those metrics.csv columns on the
 //     split's row (the columns stay empty on train rows). `end_epoch` is called once both
-//     splits are evaluated and best.safetensors is chosen, before last.safetensors is written:
+//     splits are evaluated and best.safetensors is chosen, before last.safetensors is written
+//     (progress() then already counts this epoch, and names it as best_epoch if it improved):
 //     whatever it records in `objectives` (a best-so-far, say) is saved with the epoch, and
 //     files it writes are rewritten if the epoch is run again after a resume. The line it
 //     returns (if not empty) is printed after the epoch's summary.

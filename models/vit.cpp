@@ -13,6 +13,10 @@
 //                DeiT objective (hard or soft distillation through the dist token) trains.
 //                A plain CE run that ignores dist_logits leaves head_dist untrained while eval
 //                still averages it in: request dist_logits and give it a loss.
+//         eval_head = cskd: eval logits = (cls + dist + mean over the patches of
+//                dense_dist_logits) / 3, the inference rule of CSKD (Zhao et al., ICCV 2023; its
+//                vision_transformer.py), for a student trained with the cskd objective. The
+//                training output is unchanged.
 // Parameter names are timm's: cls_token, pos_embed, (dist_token), patch_embed.proj.*,
 // blocks.L.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}.*, norm.*, head.*,
 // (head_dist.*), registered in timm's state_dict order.
@@ -51,6 +55,7 @@ struct VitConfig {
     std::int64_t embed_dim = 768, depth = 12, num_heads = 12;
     double mlp_ratio = 4.0, drop_path_rate = 0.0;
     bool distilled = false;
+    bool cskd_eval_head = false;  // DeiT: eval output averages the dense distillation head too
 };
 
 // timm's init_weights_vit_timm, applied to every Linear in the tree.
@@ -126,8 +131,9 @@ public:
         Tensor cls = narrow(t, 1, 0, 1).reshape({B, C});
         Tensor cls_logits = (*head_)(cls);
         put("cls_logits", cls_logits);
+        const bool cskd_output = cfg_.cskd_eval_head && !is_training();
         Tensor patches;
-        if (wants("patch_tokens") || wants("dense_dist_logits")) {
+        if (wants("patch_tokens") || wants("dense_dist_logits") || cskd_output) {
             patches = narrow(t, 1, prefix_tokens_, num_patches_);
             put("patch_tokens", patches);
         }
@@ -140,7 +146,10 @@ public:
         Tensor dist_logits = (*head_dist_)(dist);
         put("dist_logits", dist_logits);
         if (wants("pre_logits")) put("pre_logits", (cls + dist) * 0.5);
-        if (wants("dense_dist_logits")) put("dense_dist_logits", (*head_dist_)(patches));
+        Tensor dense_dist_logits;
+        if (wants("dense_dist_logits") || cskd_output) dense_dist_logits = (*head_dist_)(patches);
+        put("dense_dist_logits", dense_dist_logits);
+        if (cskd_output) return (cls_logits + dist_logits + mean(dense_dist_logits, {1})) / 3.0;
         return is_training() ? cls_logits : (cls_logits + dist_logits) * 0.5;
     }
 
@@ -187,6 +196,7 @@ VitConfig read_config(const ModelConfig& m, bool distilled) {
     c.num_heads = m.get_int("num_heads", 1, 1024);
     c.mlp_ratio = m.get_double("mlp_ratio", 0.0, 64.0);
     c.drop_path_rate = m.get_double("drop_path_rate", 0.0, 0.99);
+    if (distilled) c.cskd_eval_head = m.get_choice("eval_head", {"default", "cskd"}) == "cskd";
     require(c.img_size % c.patch_size == 0, m.model(), ": img_size (", c.img_size,
             ") must be divisible by patch_size (", c.patch_size, ")");
     require(c.embed_dim % c.num_heads == 0, m.model(), ": embed_dim (", c.embed_dim,
@@ -210,6 +220,10 @@ ModelEntry vit_entry(const std::string& name, const std::string& summary, std::i
         {"mlp_ratio", "4.0", "MLP hidden size = int(embed_dim * mlp_ratio)"},
         {"drop_path_rate", "0.0", "stochastic depth of the last block (0 for the first)"},
     };
+    if (distilled)
+        keys.push_back({"eval_head", "default",
+                        "eval output: default (cls + dist) / 2, or cskd (cls + dist + mean of "
+                        "dense_dist_logits) / 3"});
     return ModelEntry{name, summary, keys, [name, distilled](const ModelConfig& m) {
                           return std::shared_ptr<Model>(
                               std::make_shared<VisionTransformer>(name, read_config(m, distilled)));

@@ -310,7 +310,7 @@ TEST_CASE("dml config: mode, peers, T and alpha, teacher keys refused in dml and
         {[&] { read(dml_text("T = -1\n")); }, "dml.T must be in (0, 100], got -1"},
         {[&] { read(dml_text("alpha = -0.5\n")); }, "dml.alpha must be in [0, "},
         {[&] { read(distill_mode("mode = mutual\n")); },
-         "distill.mode must be one of distill, dml; got 'mutual'"},
+         "distill.mode must be one of distill, dml, self_distill, born_again; got 'mutual'"},
         {[&] { read(distill_mode("objectives = ce:1\n")); }, "distill.teacher is required in mode = distill"},
         {[&] { read(distill_mode("teacher = resnet14\nobjectives = ce:1\n")); },
          "distill.teacher_weights is required in mode = distill"},

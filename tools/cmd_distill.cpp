@@ -23,14 +23,24 @@
 // last.safetensors holds every student, and metrics.csv each student's loss terms and each
 // peer's val / test top-1.
 //
+// With mode = self_distill the network's own best checkpoint so far teaches it
+// (distill/self_distillation.h): an ordinary run directory whose last.safetensors also holds the
+// teacher snapshot. With mode = born_again, generations of [model] each teach the next
+// (distill/born_again.h): RUN_DIR/gen-0, gen-1, ... are ordinary run directories, and
+// RUN_DIR/generations.{json,md} evaluate each generation and their ensembles.
+// `retort distill --resume RUN_DIR` of a born-again run skips the finished generations, continues
+// the unfinished one from its own last.safetensors and trains the rest (--set may also raise
+// born_again.generations, but not change run.epochs).
+//
 // --seeds runs the config once per seed (run.seed = S) into RUN_DIR/seed-S/, one after the
 // other, and then writes RUN_DIR/summary.json and RUN_DIR/summary.md: for each seed the epoch
 // with the best validation top-1 and the test top-1 there, and the last epoch's test top-1; over
 // the seeds their mean and sample standard deviation (the seed also draws the validation split,
-// so that differs between seeds too). These are the student's; a dml run adds the same numbers
-// for each peer K (chosen by the peer's own validation top-1), per seed and over the seeds. A
-// seed's run is continued with `retort distill --resume RUN_DIR/seed-S` (the summary is then not
-// rewritten).
+// so that differs between seeds too). These are the student's (in a born-again run: the last
+// generation's; each seed's generations.json has every generation and the ensembles); a dml run
+// adds the same numbers for each peer K (chosen by the peer's own validation top-1), per seed
+// and over the seeds. A seed's run is continued with `retort distill --resume RUN_DIR/seed-S`
+// (the summary is then not rewritten).
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -40,10 +50,12 @@
 #include <limits>
 #include <set>
 
+#include "distill/born_again.h"
 #include "distill/distill_config.h"
 #include "distill/distiller.h"
 #include "distill/metrics_csv.h"
 #include "distill/mutual_learning.h"
+#include "distill/self_distillation.h"
 #include "engine/io/json.h"
 #include "tools/commands.h"
 #include "tools/options.h"
@@ -102,10 +114,70 @@ Outcome mutual_learning(const RunRequest& request, const DistillConfig& dc) {
     return o;
 }
 
+// mode = self_distill: the network and the snapshot of its best checkpoint, through the same loop.
+Outcome self_distill(const RunRequest& request, const DistillConfig& dc) {
+    std::shared_ptr<Model> network = build_model(dc.train);
+    DatasetSplits data = open_data(dc.train);
+    SelfDistillation sd(dc, network, data);
+    Trainer trainer(dc.train, network, data, sd.addons());
+    sd.attach(trainer);
+    trainer.set_loss(sd.loss_fn());
+    run_trainer(trainer, *network, data, dc.train, request, sd.describe());
+    return outcome_of(trainer, dc, request.run_dir);
+}
+
+std::string percent(double v) {
+    if (!std::isfinite(v)) return "n/a";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f", v);
+    return text;
+}
+
+// mode = born_again: the generations one after the other (each with the console of a training
+// run), then their evaluation. The outcome is the last generation's.
+Outcome born_again(const RunRequest& request, const DistillConfig& dc) {
+    BornAgain run(dc);
+    run.set_console(stdout);
+    std::printf("%s\n", run.describe().c_str());
+    const GenerationRunner runner = [&](const GenerationJob& job) {
+        std::printf("== %s\n", job.lines.c_str());
+        std::fflush(stdout);
+        run_trainer(job.trainer, job.model, run.data(), dc.train, RunRequest{job.config, job.dir, job.resume});
+    };
+    const BornAgainSummary summary =
+        request.resuming ? run.resume(request.run_dir, runner) : run.start(request.run_dir, runner);
+    for (const GenerationRecord& g : summary.generations)
+        std::printf("generation %lld (%s): best epoch %lld, val top1 %s, test top1 %s; last epoch's "
+                    "test top1 %s\n",
+                    static_cast<long long>(g.generation), g.dir.c_str(),
+                    static_cast<long long>(g.best_epoch), percent(g.best_val_top1).c_str(),
+                    percent(g.best_test_top1).c_str(), percent(g.last_test_top1).c_str());
+    std::printf("ensemble of generations 1..%lld: val top1 %s, test top1 %s; of 0..%lld: val top1 "
+                "%s, test top1 %s\n",
+                static_cast<long long>(dc.born_again.generations), percent(summary.students.val_top1).c_str(),
+                percent(summary.students.test_top1).c_str(),
+                static_cast<long long>(dc.born_again.generations), percent(summary.all.val_top1).c_str(),
+                percent(summary.all.test_top1).c_str());
+    std::printf("born-again: %.1f s in all; wrote %s/generations.{json,md}\n", summary.total_seconds,
+                request.run_dir.c_str());
+    std::fflush(stdout);
+    const GenerationRecord& last = summary.generations.back();
+    Outcome o;
+    o.seed = dc.train.run.seed;
+    o.dir = request.run_dir;
+    o.best_epoch = last.best_epoch;
+    o.best_val_top1 = last.best_val_top1;
+    o.best_test_top1 = last.best_test_top1;
+    o.last_test_top1 = last.last_test_top1;
+    return o;
+}
+
 // Builds the teacher, the student, the objectives and the trainer of one run and runs it.
 Outcome distill(const RunRequest& request) {
     DistillConfig dc = read_distill_config(request.config);
     if (dc.mode == "dml") return mutual_learning(request, dc);
+    if (dc.mode == "self_distill") return self_distill(request, dc);
+    if (dc.mode == "born_again") return born_again(request, dc);
     if (dc.teacher_cache == "file" && dc.teacher_cache_file.empty())
         dc.teacher_cache_file = (fs::path(request.run_dir) / "teacher-cache.bin").string();
     std::shared_ptr<Model> student = build_model(dc.train);
@@ -170,13 +242,6 @@ MeanStd mean_std(const std::vector<double>& values) {
 }
 
 json::Value json_number(double v) { return std::isfinite(v) ? json::Value(v) : json::Value(); }
-
-std::string percent(double v) {
-    if (!std::isfinite(v)) return "n/a";
-    char text[32];
-    std::snprintf(text, sizeof text, "%.2f", v);
-    return text;
-}
 
 std::string plus_minus(const MeanStd& m) { return percent(m.mean) + " ± " + percent(m.std); }
 
@@ -298,6 +363,49 @@ int distill_seeds(const RunRequest& base, const std::vector<std::uint64_t>& seed
     return 0;
 }
 
+// `retort distill --resume DIR` of a born-again run: DIR holds the generations' run directories
+// but no checkpoint of its own, so its config is read here rather than by prepare_run. Returns
+// false (leaving the request alone) when DIR is not a born-again run; an Error when it is one of
+// a born-again run's generations, which continue with the whole run.
+bool prepare_born_again_resume(const RunCommand& command, const Options& options,
+                               const std::vector<std::string>& overrides, RunRequest& request) {
+    const std::string dir = options.get("resume");
+    const fs::path saved = fs::path(dir) / "config";
+    if (dir.empty() || !fs::is_regular_file(saved)) return false;
+    Config config = command.schema;
+    try {
+        config.load_file(saved.string());
+    } catch (const Error&) {
+        return false;  // prepare_run reports it
+    }
+    if (config.get_string("distill.mode") != "born_again") return false;
+    if (fs::exists(fs::path(dir) / "last.safetensors")) {
+        fs::path generation = fs::path(dir).lexically_normal();
+        if (generation.filename().empty()) generation = generation.parent_path();  // "gen-1/"
+        const std::string root = generation.parent_path().string();
+        fail("distill: ", dir, " is one generation of the born-again run in ",
+             root.empty() ? "." : root, ": continue the whole run with `retort distill --resume ",
+             root.empty() ? "." : root, "`");
+    }
+    require(options.get("out").empty(), "distill: --out cannot be used with --resume (the run stays in ",
+            dir, ")");
+    std::vector<std::string> resume_overrides = overrides;
+    if (!options.get("data").empty()) resume_overrides.push_back("data.path=" + options.get("data"));
+    std::vector<std::string> allowed{"born_again.generations"};
+    for (const std::string& key : resume_overridable_keys())
+        if (key != "run.epochs") allowed.push_back(key);
+    for (const std::string& assignment : resume_overrides)
+        require(!assignment.starts_with("run.epochs="), "--set ", assignment,
+                ": run.epochs cannot change when a born-again run resumes: its finished generations "
+                "taught the next ones after run.epochs epochs; add generations with --set "
+                "born_again.generations=N, or start a new run");
+    apply_resume_overrides(config, resume_overrides, allowed);
+    config.set("run.dir", dir, "--resume");
+    command.check(config);
+    request = RunRequest{config, dir, true};
+    return true;
+}
+
 }  // namespace
 
 int run_distill(const std::vector<std::string>& raw_args) {
@@ -317,8 +425,17 @@ int run_distill(const std::vector<std::string>& raw_args) {
             "distill: --seeds starts new runs; continue one seed's run with --resume RUN_DIR/seed-S");
     const std::vector<std::uint64_t> seeds =
         seeds_text.empty() ? std::vector<std::uint64_t>{} : parse_seeds(seeds_text);
-    const RunRequest request = prepare_run(command, opts, overrides);
-    if (!seeds.empty()) return distill_seeds(request, seeds);
+    RunRequest request;
+    if (!prepare_born_again_resume(command, opts, overrides, request))
+        request = prepare_run(command, opts, overrides);
+    if (!seeds.empty()) {
+        require(request.config.get_string("distill.mode") != "born_again" ||
+                    request.config.get_string("born_again.first").empty(),
+                "distill: --seeds trains generation 0 once per seed, but born_again.first = '",
+                request.config.get_string("born_again.first"),
+                "' names one run of one seed; leave born_again.first empty with --seeds");
+        return distill_seeds(request, seeds);
+    }
     distill(request);
     return 0;
 }
