@@ -10,8 +10,11 @@ Tensor Objective::pre_stage_loss(const ObjectiveInputs&) {
     fail(cat("objective ", type_name(), " has no pre-training stage"));
 }
 
-const std::vector<ObjectiveEntry>& objective_table() {
-    static const std::vector<ObjectiveEntry> table = [] {
+namespace {
+
+// The table: the built-in groups, then whatever register_objective() added.
+std::vector<ObjectiveEntry>& mutable_table() {
+    static std::vector<ObjectiveEntry> table = [] {
         std::vector<ObjectiveEntry> t;
         add_logit_objectives(t);
         add_feature_map_objectives(t);
@@ -22,6 +25,26 @@ const std::vector<ObjectiveEntry>& objective_table() {
         return t;
     }();
     return table;
+}
+
+}  // namespace
+
+const std::vector<ObjectiveEntry>& objective_table() { return mutable_table(); }
+
+void register_objective(ObjectiveEntry entry) {
+    require(!entry.name.empty() && entry.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") ==
+                                       std::string::npos,
+            "register_objective: the name must be lowercase letters, digits and '_' (it is a config "
+            "section), got '", entry.name, "'");
+    for (const ObjectiveEntry& e : mutable_table())
+        require(e.name != entry.name, "register_objective: an objective named '", entry.name,
+                "' is registered already");
+    require(static_cast<bool>(entry.create), "register_objective: '", entry.name, "' has no create function");
+    require(entry.min_pairs >= 0 && (entry.max_pairs < 0 || entry.max_pairs >= entry.min_pairs),
+            "register_objective: '", entry.name, "' has min_pairs ", entry.min_pairs, " and max_pairs ",
+            entry.max_pairs);
+    if (!entry.declare) entry.declare = [](Config&) {};
+    mutable_table().push_back(std::move(entry));
 }
 
 const ObjectiveEntry& find_objective(const std::string& name) {

@@ -107,8 +107,15 @@ struct ObjectiveEntry {
         create;
 };
 
-// Every registered objective, in a fixed order (logit objectives first).
+// Every registered objective, in a fixed order (logit objectives first, then any added by
+// register_objective in the order they were added).
 const std::vector<ObjectiveEntry>& objective_table();
+// Adds an objective written outside retort (tools/examples/new_objective.cpp shows one): from then
+// on configs, `retort distill` and create_objective know it by name, and its section's keys are
+// declared in new config schemas. An Error for a name that is taken or not a valid section name
+// (lowercase letters, digits, '_'), a missing create function or a bad pair range. Register at
+// start-up, before any config is read (references into the table may move).
+void register_objective(ObjectiveEntry entry);
 // The entry for name; an Error listing the valid names otherwise.
 const ObjectiveEntry& find_objective(const std::string& name);
 // Declares every objective's section and keys in config.
