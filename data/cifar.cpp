@@ -33,6 +33,18 @@ const CifarFormat& format_of(CifarKind kind) {
     return kind == CifarKind::cifar10 ? cifar10 : cifar100;
 }
 
+// A size that is not a whole, positive number of records: a truncated file, or another format.
+void check_record_count(const CifarFormat& format, std::uint64_t size, const std::string& label) {
+    const std::uint64_t record = static_cast<std::uint64_t>(format.record_bytes());
+    if (size == 0 || size % record != 0)
+        fail(label, ": the file is ", size, " bytes, not a positive multiple of the ", record,
+             "-byte record (", format.label_bytes, " label byte", format.label_bytes > 1 ? "s" : "",
+             " + ", kPixelBytes, " pixel bytes); it may be truncated or not a ", format.name,
+             " binary file");
+    if (size > kMaxFileBytes)
+        fail(label, ": the file is ", size, " bytes, above the limit of ", kMaxFileBytes, " bytes");
+}
+
 void check_record_labels(const CifarFormat& format, const unsigned char* records,
                          std::int64_t count, const std::string& label) {
     for (std::int64_t r = 0; r < count; ++r) {
@@ -85,15 +97,7 @@ std::shared_ptr<const Dataset> load_cifar_dataset(CifarKind kind,
     std::uint64_t total = 0;
     for (const std::filesystem::path& file : files) {
         const std::uint64_t size = regular_file_size(file, kind_name);
-        const std::uint64_t record = static_cast<std::uint64_t>(format.record_bytes());
-        if (size == 0 || size % record != 0)
-            fail(kind_name, " ", quote_path(file), ": the file is ", size, " bytes, not a ",
-                 "positive multiple of the ", record, "-byte record (", format.label_bytes,
-                 " label byte", format.label_bytes > 1 ? "s" : "", " + ", kPixelBytes,
-                 " pixel bytes); it may be truncated or not a ", format.name, " binary file");
-        if (size > kMaxFileBytes)
-            fail(kind_name, " ", quote_path(file), ": the file is ", size,
-                 " bytes, above the limit of ", kMaxFileBytes, " bytes");
+        check_record_count(format, size, kind_name + " " + quote_path(file));
         total += size;
     }
 
@@ -114,6 +118,20 @@ std::shared_ptr<const Dataset> load_cifar_dataset(CifarKind kind,
         cat(format.name, " ", split, ": ", count, " images (3, 32, 32) from ",
             files.size() == 1 ? "" : cat(files.size(), " files in "),
             quote_path(files.size() == 1 ? files[0] : files[0].parent_path()));
+    return std::make_shared<CifarDataset>(format, std::move(records), std::move(description));
+}
+
+std::shared_ptr<const Dataset> cifar_dataset_from_bytes(CifarKind kind,
+                                                        std::vector<unsigned char> records,
+                                                        const std::string& source,
+                                                        const std::string& split) {
+    const CifarFormat& format = format_of(kind);
+    const std::string label = std::string(format.name) + " data " + quote_path(source);
+    check_record_count(format, records.size(), label);
+    const std::int64_t count = static_cast<std::int64_t>(records.size()) / format.record_bytes();
+    check_record_labels(format, records.data(), count, label);
+    std::string description = cat(format.name, " ", split, ": ", count,
+                                  " images (3, 32, 32) from ", quote_path(source));
     return std::make_shared<CifarDataset>(format, std::move(records), std::move(description));
 }
 

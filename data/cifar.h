@@ -27,4 +27,11 @@ std::shared_ptr<const Dataset> load_cifar_dataset(CifarKind kind,
                                                   const std::vector<std::filesystem::path>& files,
                                                   const std::string& split);
 
+// The same for the bytes of one file already in memory, with the same checks; `source` names
+// them in messages.
+std::shared_ptr<const Dataset> cifar_dataset_from_bytes(CifarKind kind,
+                                                        std::vector<unsigned char> records,
+                                                        const std::string& source,
+                                                        const std::string& split);
+
 }  // namespace retort

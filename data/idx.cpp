@@ -9,8 +9,11 @@
 //   2. data: read in chunks, the buffer growing only as bytes really arrive, so a small gzip file
 //      that claims 2 GiB fails at its true end instead of allocating 2 GiB first. Data that runs
 //      past what the header accounts for is an error too.
+// Files and bytes already in memory (parse_idx) go through the same two stages: each is a
+// ByteStream, plain or inflated as it is read (gzread for a file, zlib's inflate for memory).
 #include "data/idx.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -28,7 +31,7 @@ namespace retort {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// Byte streams: a plain file or a gzip stream, read the same way
+// Byte streams: a plain file or a gzip stream, on disk or in memory, read the same way
 
 class ByteStream {
 public:
@@ -93,6 +96,91 @@ private:
 };
 #endif
 
+// Bytes already in memory (parse_idx), read like a plain file.
+class MemoryStream : public ByteStream {
+public:
+    explicit MemoryStream(std::span<const unsigned char> bytes) : bytes_(bytes) {}
+    std::size_t read(unsigned char* dest, std::size_t n) override {
+        const std::size_t count = std::min(n, bytes_.size() - pos_);
+        if (count > 0) std::memcpy(dest, bytes_.data() + pos_, count);
+        pos_ += count;
+        return count;
+    }
+    std::optional<std::uint64_t> known_size() const override { return bytes_.size(); }
+
+private:
+    std::span<const unsigned char> bytes_;
+    std::size_t pos_ = 0;
+};
+
+bool has_gzip_magic(std::span<const unsigned char> bytes) {
+    return bytes.size() >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B;
+}
+
+#ifdef RETORT_HAVE_ZLIB
+// gzip data in memory, inflated as it is read: what GzipStream does for a file (gzopen cannot
+// read memory). As gzread does, members written one after another are read as one stream, and
+// bytes after the last member that do not start another are ignored.
+class MemoryGzipStream : public ByteStream {
+public:
+    MemoryGzipStream(std::span<const unsigned char> bytes, std::string label)
+        : input_(bytes), label_(std::move(label)) {
+        if (inflateInit2(&z_, 16 + MAX_WBITS) != Z_OK)  // 16: expect the gzip wrapper
+            fail(label_, ": cannot start gzip decompression (out of memory)");
+    }
+    ~MemoryGzipStream() override { inflateEnd(&z_); }
+    MemoryGzipStream(const MemoryGzipStream&) = delete;
+    MemoryGzipStream& operator=(const MemoryGzipStream&) = delete;
+
+    std::size_t read(unsigned char* dest, std::size_t n) override {
+        std::size_t done = 0;
+        while (done < n && !finished_) {
+            if (z_.avail_in == 0) feed();
+            const uInt room = static_cast<uInt>(std::min<std::size_t>(n - done, 1u << 30));
+            z_.next_out = dest + done;
+            z_.avail_out = room;
+            const int code = inflate(&z_, Z_NO_FLUSH);
+            done += room - z_.avail_out;
+            if (code == Z_STREAM_END) {
+                next_member();
+            } else if (code == Z_BUF_ERROR && z_.avail_in == 0 && fed_ == input_.size()) {
+                fail(label_, ": corrupt gzip data (unexpected end of file); the file is damaged ",
+                     "or truncated");
+            } else if (code != Z_OK && code != Z_BUF_ERROR) {
+                fail(label_, ": corrupt gzip data (", z_.msg ? z_.msg : "unknown error",
+                     "); the file is damaged or truncated");
+            }
+        }
+        return done;
+    }
+
+private:
+    // zlib counts input in 32-bit units, so a large buffer goes in by pieces.
+    void feed() {
+        const std::size_t count = std::min<std::size_t>(input_.size() - fed_, 1u << 30);
+        z_.next_in = const_cast<Bytef*>(input_.data() + fed_);  // zlib never writes to it
+        z_.avail_in = static_cast<uInt>(count);
+        fed_ += count;
+    }
+
+    void next_member() {
+        const std::size_t left = z_.avail_in + (input_.size() - fed_);
+        const std::size_t at = input_.size() - left;
+        if (!has_gzip_magic(input_.subspan(at))) {
+            finished_ = true;
+            return;
+        }
+        inflateReset(&z_);
+    }
+
+    std::span<const unsigned char> input_;
+    std::size_t fed_ = 0;  // bytes of input_ handed to zlib so far
+    std::string label_;
+    z_stream z_{};
+    bool finished_ = false;
+};
+#endif
+
 bool starts_with_gzip_magic(const std::filesystem::path& path) {
     InputFile file(path, "IDX file");
     unsigned char magic[2] = {0, 0};
@@ -107,6 +195,16 @@ std::unique_ptr<ByteStream> open_stream(const std::filesystem::path& path,
 #else
     fail(label, ": the file is gzip-compressed, but retort was built without zlib; decompress it ",
          "with gunzip, or install zlib (zlib1g-dev) and rebuild");
+#endif
+}
+
+std::unique_ptr<ByteStream> memory_stream(std::span<const unsigned char> bytes,
+                                          const std::string& label) {
+    if (!has_gzip_magic(bytes)) return std::make_unique<MemoryStream>(bytes);
+#ifdef RETORT_HAVE_ZLIB
+    return std::make_unique<MemoryGzipStream>(bytes, label);
+#else
+    fail(label, ": the data is gzip-compressed, but retort was built without zlib");
 #endif
 }
 
@@ -199,6 +297,17 @@ void read_data(ByteStream& in, std::uint64_t header_bytes, IdxArray& array, std:
              ") accounts for");
 }
 
+// Both stages, for a file or for memory.
+IdxArray read_array(ByteStream& in, int rank, const std::string& label) {
+    unsigned char magic[4];
+    read_header_part(in, magic, 4, label, "magic number");
+    check_magic(magic, rank, label);
+    IdxArray array;
+    const std::uint64_t needed = read_dims(in, rank, label, array.dims);
+    read_data(in, 4 + 4 * static_cast<std::uint64_t>(rank), array, needed, label);
+    return array;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The dataset
 
@@ -238,14 +347,12 @@ void check_labels(const std::vector<unsigned char>& labels, const std::string& l
 
 IdxArray read_idx(const std::filesystem::path& path, int rank) {
     const std::string label = "IDX file " + quote_path(path);
-    std::unique_ptr<ByteStream> in = open_stream(path, label);
-    unsigned char magic[4];
-    read_header_part(*in, magic, 4, label, "magic number");
-    check_magic(magic, rank, label);
-    IdxArray array;
-    const std::uint64_t needed = read_dims(*in, rank, label, array.dims);
-    read_data(*in, 4 + 4 * static_cast<std::uint64_t>(rank), array, needed, label);
-    return array;
+    return read_array(*open_stream(path, label), rank, label);
+}
+
+IdxArray parse_idx(std::span<const unsigned char> bytes, int rank, const std::string& source) {
+    const std::string label = "IDX data " + quote_path(source);
+    return read_array(*memory_stream(bytes, label), rank, label);
 }
 
 std::shared_ptr<const Dataset> load_idx_dataset(const std::filesystem::path& images,

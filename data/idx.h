@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct IdxArray {
 // Reads and validates an IDX file of unsigned bytes with `rank` dimensions (3: images,
 // 1: labels). Every problem is an Error naming the file.
 IdxArray read_idx(const std::filesystem::path& path, int rank);
+// The same from the bytes of a file already in memory (plain or gzip-compressed, with the same
+// checks and limits); `source` names them in messages.
+IdxArray parse_idx(std::span<const unsigned char> bytes, int rank, const std::string& source);
 
 // A dataset of IDX images (1, H, W) and labels; `split` ("train", "test") appears in describe().
 std::shared_ptr<const Dataset> load_idx_dataset(const std::filesystem::path& images,

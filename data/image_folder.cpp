@@ -7,12 +7,16 @@
 // and BMP decoders are compiled, and stb never opens files: retort reads the bytes (with a size
 // limit) and stb parses memory. stb keeps its failure reason per thread, so get() may run on the
 // loader's worker threads at once. Each buffer passes data/jpeg_check.h before stb reads it, which
-// keeps a known memory-safety defect of this stb version out of reach; stb is otherwise trusted
-// to fail cleanly on damaged files (the tests and a mutation run check that it does here).
+// keeps a known memory-safety defect of this stb version out of reach; the size its header
+// declares is checked against retort's limits, and against the file's length, before stb reads
+// it; a PNG's empty IDAT chunks, which this stb mishandles, are dropped. stb is otherwise trusted
+// to fail cleanly on damaged files (the tests and tools/fuzz/fuzz_image check that it does here).
 #include "data/image_folder.h"
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <optional>
 
 #include "data/file_bytes.h"
 #include "data/jpeg_check.h"
@@ -73,26 +77,106 @@ std::vector<fs::path> image_files(const fs::path& class_dir) {
     return files;
 }
 
-struct ImageHeader {
-    int width = 0, height = 0, channels = 0;
-};
-
 #ifdef RETORT_HAVE_STB
 
-// The header of an encoded image in memory. Returns false when stb cannot parse even the header
-// (the caller may retry with more bytes). Every buffer goes through the JPEG check before stb
-// sees it (see data/jpeg_check.h).
-bool parse_header(const std::vector<unsigned char>& bytes, ImageHeader& header,
-                  const std::string& label) {
-    if (!jpeg_huffman_tables_fit(bytes.data(), bytes.size()))
-        fail(label,
-             ": a Huffman table of this JPEG declares more than 256 symbols; the file is corrupt");
-    return stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &header.width,
-                                 &header.height, &header.channels) != 0;
+std::uint32_t u32_be(const unsigned char* p) {
+    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+           p[3];
+}
+std::uint32_t u32_le(const unsigned char* p) {
+    return (std::uint32_t{p[3]} << 24) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[1]} << 8) |
+           p[0];
 }
 
-void check_limits(const ImageHeader& header, const std::string& label) {
-    const std::int64_t w = header.width, h = header.height;
+const unsigned char kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+
+bool is_png(std::span<const unsigned char> b) {
+    return b.size() >= 8 && std::equal(kPngSignature, kPngSignature + 8, b.data());
+}
+
+// stb_image 2.27 gathers a PNG's IDAT chunks into a buffer it allocates on the first non-empty
+// one; an empty IDAT chunk before that makes it copy zero bytes into the buffer it has not
+// allocated (memcpy to a null pointer: undefined behaviour, found by fuzzing). An empty IDAT chunk
+// holds nothing, so a copy of the file without such chunks decodes to the same image. Returns
+// nullopt when there is none, which is nearly always: then nothing is copied. The first chunk
+// stays whatever it is (stb refuses a file that does not start with IHDR).
+std::optional<std::vector<unsigned char>> without_empty_idat_chunks(
+    std::span<const unsigned char> b) {
+    if (!is_png(b)) return std::nullopt;
+    std::vector<unsigned char> out;
+    std::size_t pos = 8, copied = 0;  // b[0, copied) is in `out` or dropped
+    bool dropped = false;
+    while (pos + 8 <= b.size()) {  // length, type, data, CRC
+        const std::uint64_t end = pos + 12 + std::uint64_t{u32_be(b.data() + pos)};
+        const bool empty_idat =
+            end == pos + 12 && std::equal(b.data() + pos + 4, b.data() + pos + 8, "IDAT");
+        if (pos > 8 && empty_idat) {
+            out.insert(out.end(), b.begin() + copied, b.begin() + pos);
+            copied = static_cast<std::size_t>(std::min<std::uint64_t>(end, b.size()));
+            dropped = true;
+        }
+        if (end >= b.size()) break;
+        pos = static_cast<std::size_t>(end);
+    }
+    if (!dropped) return std::nullopt;
+    out.insert(out.end(), b.begin() + copied, b.end());
+    return out;
+}
+
+// What a PNG, BMP or JPEG header declares, read where stb reads it.
+struct Declared {
+    enum class Format { unknown, png, bmp, jpeg } format = Format::unknown;
+    std::int64_t width = 0, height = 0;
+};
+
+// stb refuses some huge sizes itself, with a message that names no limit ("Image too large to
+// decode"), and one BMP height makes stb's own arithmetic undefined (-2^31, which it negates).
+// Reading the size first means every size above retort's limits is refused with retort's message,
+// and such sizes never reach stb. Unknown formats are left to stb.
+Declared declared_size(std::span<const unsigned char> b) {
+    Declared d;
+    if (b.size() >= 24 && is_png(b) && std::equal(b.data() + 12, b.data() + 16, "IHDR")) {
+        d = {Declared::Format::png, u32_be(b.data() + 16), u32_be(b.data() + 20)};
+    } else if (b.size() >= 26 && b[0] == 'B' && b[1] == 'M') {
+        d.format = Declared::Format::bmp;
+        if (u32_le(b.data() + 14) == 12) {  // the OS/2 header: 16-bit sizes
+            d.width = b[18] | (b[19] << 8);
+            d.height = b[20] | (b[21] << 8);
+        } else {  // 32-bit sizes; a negative height means rows top-down
+            d.width = static_cast<std::int32_t>(u32_le(b.data() + 18));
+            const auto signed_height = static_cast<std::int32_t>(u32_le(b.data() + 22));
+            d.height = std::abs(static_cast<std::int64_t>(signed_height));
+        }
+    } else if (jpeg_frame_size(b.data(), b.size(), d.width, d.height)) {
+        d.format = Declared::Format::jpeg;
+    }
+    return d;
+}
+
+// stb decodes the part of a JPEG or BMP that the file lacks as zeros, so a header alone, a few
+// hundred bytes, would become an image of up to 64 Mpixels: seconds of work and 768 MB of floats
+// per sample. Each format needs some data for every pixel it declares:
+//  - JPEG: every 8x8 block of the full-resolution component costs at least one bit (its DC
+//    code), so at least width * height / 512 bytes; half that is required.
+//  - BMP (stb reads no compressed BMP): every row at least 1 bit per pixel, padded to 4 bytes.
+// PNG needs no such rule: stb checks the inflated data against the size before decoding it.
+void check_enough_data(const Declared& d, std::uint64_t file_bytes, const std::string& label) {
+    std::int64_t needed = 0;
+    const char* format = "";
+    if (d.format == Declared::Format::jpeg) {
+        needed = d.width * d.height / 1024;
+        format = "JPEG";
+    } else if (d.format == Declared::Format::bmp) {
+        needed = d.height * ((d.width + 31) / 32) * 4;
+        format = "BMP";
+    }
+    if (file_bytes < static_cast<std::uint64_t>(needed))
+        fail(label, ": the file is ", file_bytes, " bytes, too few for the ", d.width, "x",
+             d.height, " pixels its ", format, " header declares (at least ", needed,
+             "); it is truncated or corrupt");
+}
+
+void check_size(std::int64_t w, std::int64_t h, const std::string& label) {
     if (w <= 0 || h <= 0) fail(label, ": the header gives an empty size ", w, "x", h);
     if (w > kMaxImageSide || h > kMaxImageSide)
         fail(label, ": the image is ", w, "x", h, " pixels; retort refuses images wider or taller ",
@@ -100,8 +184,42 @@ void check_limits(const ImageHeader& header, const std::string& label) {
     if (w * h > kMaxImagePixels)
         fail(label, ": the image is ", w, "x", h, " = ", w * h, " pixels, above the limit of ",
              kMaxImagePixels, " (64 Mpixels)");
-    if (header.channels < 1 || header.channels > 4)
-        fail(label, ": the image has ", header.channels, " channels; retort reads 1 to 4");
+}
+
+// The header of an encoded image: `bytes` is the file or its start, `file_bytes` the whole file's
+// size. Returns false when stb cannot parse even the header (the caller may retry with more
+// bytes). Every buffer goes through the JPEG check and the declared size checks before stb sees
+// it.
+bool parse_header(std::span<const unsigned char> bytes, std::uint64_t file_bytes, ImageInfo& info,
+                  const std::string& label) {
+    if (!jpeg_huffman_tables_fit(bytes.data(), bytes.size()))
+        fail(label,
+             ": a Huffman table of this JPEG declares more than 256 symbols; the file is corrupt");
+    const Declared declared = declared_size(bytes);
+    if (declared.format != Declared::Format::unknown) {
+        check_size(declared.width, declared.height, label);
+        check_enough_data(declared, file_bytes, label);
+    }
+    // stb counts bytes in an int: larger buffers are refused before they get here
+    internal_check(bytes.size() <= kMaxImageFileBytes, "image bytes are size-checked first");
+    int width = 0, height = 0, channels = 0;
+    if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height,
+                              &channels) == 0)
+        return false;
+    info = {width, height, channels};
+    return true;
+}
+
+void check_limits(const ImageInfo& info, const std::string& label) {
+    check_size(info.width, info.height, label);  // stb's reading, should it differ from ours
+    if (info.channels < 1 || info.channels > 4)
+        fail(label, ": the image has ", info.channels, " channels; retort reads 1 to 4");
+}
+
+void check_file_size(std::uint64_t size, const std::string& label) {
+    if (size > kMaxImageFileBytes)
+        fail(label, ": the file is ", size, " bytes, above the limit of ", kMaxImageFileBytes,
+             " bytes for one image");
 }
 
 const char* failure_reason() {
@@ -114,26 +232,23 @@ std::string unreadable(const std::string& label) {
 }
 
 // Reads only the start of the file when that holds the header (it nearly always does).
-ImageHeader read_header(const fs::path& path) {
+ImageInfo read_header(const fs::path& path) {
     constexpr std::size_t kHeadBytes = 64 << 10;
     InputFile file(path, "image");
-    if (file.size() > kMaxImageFileBytes)
-        fail(file.label(), ": the file is ", file.size(), " bytes, above the limit of ",
-             kMaxImageFileBytes, " bytes for one image");
+    check_file_size(file.size(), file.label());
     std::vector<unsigned char> bytes(
         static_cast<std::size_t>(std::min<std::uint64_t>(file.size(), kHeadBytes)));
     bytes.resize(file.read_some(bytes.data(), bytes.size()));
-    ImageHeader header;
-    bool parsed = parse_header(bytes, header, file.label());
-    if (!parsed && bytes.size() < file.size()) {  // e.g. a JPEG with large metadata before its size
-        const std::size_t head = bytes.size();
-        bytes.resize(static_cast<std::size_t>(file.size()));
-        bytes.resize(head + file.read_some(bytes.data() + head, bytes.size() - head));
-        parsed = parse_header(bytes, header, file.label());
+    ImageInfo info;
+    if (parse_header(bytes, file.size(), info, file.label())) {
+        check_limits(info, file.label());
+        return info;
     }
-    if (!parsed) fail(unreadable(file.label()));
-    check_limits(header, file.label());
-    return header;
+    // e.g. a JPEG with large metadata before its size: then the whole file
+    const std::size_t head = bytes.size();
+    bytes.resize(static_cast<std::size_t>(file.size()));
+    bytes.resize(head + file.read_some(bytes.data() + head, bytes.size() - head));
+    return image_info_from_bytes(bytes, file.label());
 }
 
 struct StbFree {
@@ -144,27 +259,12 @@ Tensor decode_image(const ImageFolderDataset::Image& image, int channels) {
     std::vector<unsigned char> bytes;
     append_file_bytes(image.path, "image", kMaxImageFileBytes, bytes);
     const std::string label = "image " + quote_path(image.path);
-    ImageHeader header;
-    if (!parse_header(bytes, header, label)) fail(unreadable(label));
-    check_limits(header, label);  // the file may have been replaced since the folder was opened
-    if (header.width != image.width || header.height != image.height)
-        fail(label, ": the image is now ", header.width, "x", header.height, " pixels; it was ",
+    // the file may have been replaced since the folder was opened
+    const ImageInfo info = image_info_from_bytes(bytes, label);
+    if (info.width != image.width || info.height != image.height)
+        fail(label, ": the image is now ", info.width, "x", info.height, " pixels; it was ",
              image.width, "x", image.height, " when the dataset was opened");
-    int w = 0, h = 0, file_channels = 0;
-    std::unique_ptr<unsigned char, StbFree> pixels(stbi_load_from_memory(
-        bytes.data(), static_cast<int>(bytes.size()), &w, &h, &file_channels, channels));
-    if (!pixels) fail(label, ": cannot decode the image (", failure_reason(), ")");
-    if (w != header.width || h != header.height)
-        fail(label, ": decoded to ", w, "x", h, " pixels, but its header says ", header.width, "x",
-             header.height);
-
-    Tensor out = Tensor::empty({channels, h, w}, DType::f32);
-    float* dst = out.data<float>();
-    const std::int64_t plane = static_cast<std::int64_t>(w) * h;
-    for (std::int64_t p = 0; p < plane; ++p)
-        for (int c = 0; c < channels; ++c)
-            dst[c * plane + p] = static_cast<float>(pixels.get()[p * channels + c]) / 255.0f;
-    return out;
+    return decode_image_bytes(bytes, channels, label);
 }
 
 #else
@@ -173,7 +273,7 @@ Tensor decode_image(const ImageFolderDataset::Image& image, int channels) {
     fail("image folders need stb_image, but retort was built without it; install libstb-dev and "
          "rebuild");
 }
-ImageHeader read_header(const fs::path&) { no_stb(); }
+ImageInfo read_header(const fs::path&) { no_stb(); }
 Tensor decode_image(const ImageFolderDataset::Image&, int) { no_stb(); }
 
 #endif
@@ -217,13 +317,13 @@ ImageFolderDataset::ImageFolderDataset(const fs::path& dir, std::string split,
             fail("class folder ", quote_path(class_dir),
                  " holds no images (.png, .jpg, .jpeg, .bmp)");
         for (const fs::path& file : files) {
-            const ImageHeader header = read_header(file);
-            all_grey = all_grey && header.channels <= 2;
+            const ImageInfo info = read_header(file);
+            all_grey = all_grey && info.channels <= 2;
             if (!images_.empty())
-                same_size = same_size && header.width == images_.front().width &&
-                            header.height == images_.front().height;
+                same_size = same_size && info.width == images_.front().width &&
+                            info.height == images_.front().height;
             images_.push_back(
-                {file.string(), static_cast<std::int64_t>(k), header.width, header.height});
+                {file.string(), static_cast<std::int64_t>(k), info.width, info.height});
         }
     }
     internal_check(!images_.empty(), "an image folder with classes has images");
@@ -239,6 +339,48 @@ Sample ImageFolderDataset::get(std::int64_t index) const {
     const Image& image = images_[static_cast<std::size_t>(index)];
     return {decode_image(image, static_cast<int>(shape_[0])), image.label};
 }
+
+#ifdef RETORT_HAVE_STB
+
+ImageInfo image_info_from_bytes(std::span<const unsigned char> bytes, const std::string& label) {
+    check_file_size(bytes.size(), label);
+    ImageInfo info;
+    if (!parse_header(bytes, bytes.size(), info, label)) fail(unreadable(label));
+    check_limits(info, label);
+    return info;
+}
+
+Tensor decode_image_bytes(std::span<const unsigned char> bytes, int channels,
+                          const std::string& label) {
+    require(channels >= 1 && channels <= 4, label, ": cannot decode to ", channels,
+            " channels; 1 to 4 are possible");
+    const ImageInfo info = image_info_from_bytes(bytes, label);
+    const std::optional<std::vector<unsigned char>> cleaned = without_empty_idat_chunks(bytes);
+    const std::span<const unsigned char> for_stb =
+        cleaned ? std::span<const unsigned char>(*cleaned) : bytes;
+    int w = 0, h = 0, file_channels = 0;
+    std::unique_ptr<unsigned char, StbFree> pixels(stbi_load_from_memory(
+        for_stb.data(), static_cast<int>(for_stb.size()), &w, &h, &file_channels, channels));
+    if (!pixels) fail(label, ": cannot decode the image (", failure_reason(), ")");
+    if (w != info.width || h != info.height)
+        fail(label, ": decoded to ", w, "x", h, " pixels, but its header says ", info.width, "x",
+             info.height);
+
+    Tensor out = Tensor::empty({channels, h, w}, DType::f32);
+    float* dst = out.data<float>();
+    const std::int64_t plane = static_cast<std::int64_t>(w) * h;
+    for (std::int64_t p = 0; p < plane; ++p)
+        for (int c = 0; c < channels; ++c)
+            dst[c * plane + p] = static_cast<float>(pixels.get()[p * channels + c]) / 255.0f;
+    return out;
+}
+
+#else
+
+ImageInfo image_info_from_bytes(std::span<const unsigned char>, const std::string&) { no_stb(); }
+Tensor decode_image_bytes(std::span<const unsigned char>, int, const std::string&) { no_stb(); }
+
+#endif
 
 bool image_folder_supported() {
 #ifdef RETORT_HAVE_STB

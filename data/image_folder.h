@@ -9,11 +9,12 @@
 // index of its folder's name in that list. Hidden entries (names starting with '.') and files with
 // other extensions are skipped; a class folder with no image is an Error naming it.
 //
-// Opening a split reads every image's header (not its pixels): an unreadable file, or an image
-// wider or taller than kMaxImageSide or larger than kMaxImagePixels, is refused at once, naming
-// the file. The pixels are decoded in get(), so the dataset holds only file names and sizes in
-// memory; get() is thread-safe and throws retort::Error naming the file if the image cannot be
-// decoded then (the loader passes that Error on to its caller).
+// Opening a split reads every image's header (not its pixels): an unreadable file, an image
+// wider or taller than kMaxImageSide or larger than kMaxImagePixels, or a JPEG or BMP file too
+// short for the size its header declares, is refused at once, naming the file. The pixels are
+// decoded in get(), so the dataset holds only file names and sizes in memory; get() is
+// thread-safe and throws retort::Error naming the file if the image cannot be decoded then (the
+// loader passes that Error on to its caller).
 //
 // Channels: every sample of a dataset has the same number. Unless told, it is 1 when every
 // training image is greyscale (with or without alpha) and 3 otherwise; alpha is dropped and grey
@@ -23,6 +24,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -70,5 +72,20 @@ private:
 
 // Whether this build reads image folders (it was built with stb_image).
 bool image_folder_supported();
+
+// The two steps of reading one image, for the bytes of a file already in memory. `label` starts
+// every error message ("image '/data/train/cat/1.png'").
+struct ImageInfo {
+    std::int64_t width = 0, height = 0;
+    int channels = 0;  // as stored: 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA
+};
+// The size and channels from the header alone (no pixel is decoded), checked against the limits
+// above: an empty size, a side above kMaxImageSide, a count above kMaxImagePixels, or a JPEG or
+// BMP too short for its declared size is an Error.
+ImageInfo image_info_from_bytes(std::span<const unsigned char> bytes, const std::string& label);
+// The image as float32 (channels, H, W) in [0, 1], channels 1 to 4 (alpha dropped or grey
+// repeated as needed). The header is checked as above before any pixel is decoded.
+Tensor decode_image_bytes(std::span<const unsigned char> bytes, int channels,
+                          const std::string& label);
 
 }  // namespace retort

@@ -1,5 +1,5 @@
-// data/jpeg_check.cpp: finding oversized Huffman tables in a JPEG before stb_image reads it
-// (why: jpeg_check.h).
+// data/jpeg_check.cpp: finding oversized Huffman tables and the declared frame size of a JPEG
+// before stb_image reads it (why: jpeg_check.h).
 //
 // A JPEG is a sequence of markers (0xFF, then a code), most followed by a 16-bit big-endian length
 // that counts itself. After a start-of-scan (SOS) segment come entropy-coded bytes, in which 0xFF
@@ -8,7 +8,8 @@
 //
 // The walk reads the bytes as stb_image does (past the end, every byte reads as 0) and visits at
 // least every DHT table stb would build: where stb gives up on a damaged file, the walk goes on
-// looking, so it can only check more tables than stb reads, never fewer.
+// looking, so it can only check more tables than stb reads, never fewer. The same walk records
+// the first frame header (SOF0..SOF2) it passes.
 #include "data/jpeg_check.h"
 
 #include <algorithm>
@@ -76,29 +77,58 @@ Tables check_dht(Cursor& in) {
     return remaining == 0 ? Tables::fit : Tables::malformed;
 }
 
-}  // namespace
+// What one walk over the markers finds.
+struct Walk {
+    bool tables_fit = true;
+    bool has_frame = false;
+    unsigned width = 0, height = 0;  // of the first SOF0/SOF1/SOF2
+};
 
-bool jpeg_huffman_tables_fit(const unsigned char* bytes, std::size_t size) {
-    if (size < 2 || bytes[0] != 0xFF) return true;  // not a JPEG: stb needs 0xFF first
+bool is_decoded_frame(int code) { return code == 0xC0 || code == 0xC1 || code == 0xC2; }
+
+Walk walk_markers(const unsigned char* bytes, std::size_t size) {
+    Walk walk;
+    if (size < 2 || bytes[0] != 0xFF) return walk;  // not a JPEG: stb needs 0xFF first
     Cursor in(bytes, size);
-    if (next_marker(in) != 0xD8) return true;  // no start-of-image: stb refuses it
+    if (next_marker(in) != 0xD8) return walk;  // no start-of-image: stb refuses it
     int code = next_marker(in);
     while (code != kEnd && code != 0xD9) {  // until the end-of-image marker
         if (code == 0xC4) {
             const Tables tables = check_dht(in);
-            if (tables == Tables::too_many_symbols) return false;
-            if (tables == Tables::malformed) return true;  // stb stops reading here
+            if (tables == Tables::too_many_symbols) walk.tables_fit = false;
+            if (tables != Tables::fit) return walk;  // stb stops reading here
             code = next_marker(in);
         } else if (code == 0x00 || code == 0x01 || code == 0xD8 || is_restart(code)) {
             code = next_marker(in);  // no length follows
         } else {
             const std::size_t start = in.pos();
             const unsigned length = in.get16();
-            if (length < 2) return true;  // stb refuses a length that does not count itself
+            if (length < 2) return walk;  // stb refuses a length that does not count itself
+            if (is_decoded_frame(code) && !walk.has_frame) {
+                in.get8();  // sample precision
+                walk.has_frame = true;
+                walk.height = in.get16();
+                walk.width = in.get16();
+            }
             in.seek(start + length);
             code = code == 0xDA ? marker_after_scan(in) : next_marker(in);
         }
     }
+    return walk;
+}
+
+}  // namespace
+
+bool jpeg_huffman_tables_fit(const unsigned char* bytes, std::size_t size) {
+    return walk_markers(bytes, size).tables_fit;
+}
+
+bool jpeg_frame_size(const unsigned char* bytes, std::size_t size, std::int64_t& width,
+                     std::int64_t& height) {
+    const Walk walk = walk_markers(bytes, size);
+    if (!walk.has_frame) return false;
+    width = walk.width;
+    height = walk.height;
     return true;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace retort {
 
@@ -15,5 +16,11 @@ namespace retort {
 // anywhere stb_image would read one. True for every other input, including non-JPEG data and
 // JPEGs that are damaged in other ways (stb reports those itself).
 bool jpeg_huffman_tables_fit(const unsigned char* bytes, std::size_t size);
+
+// The width and height in the first baseline, extended or progressive frame header (SOF0, SOF1,
+// SOF2: the frames stb_image decodes) that the same walk meets; false when it meets none. Lets
+// retort hold a JPEG's declared size against its limits before stb reads the file.
+bool jpeg_frame_size(const unsigned char* bytes, std::size_t size, std::int64_t& width,
+                     std::int64_t& height);
 
 }  // namespace retort

@@ -129,22 +129,27 @@ std::array<double, 2> SpecKeys::range(const std::string& key, std::array<double,
 SizeValue SpecKeys::size(const std::string& key) const {
     const std::string& text = raw(key);
     const std::vector<std::string> parts = split(text, 'x');
-    SizeValue out;
+    require(parts.size() <= 2, "transform '", name_, "': key '", key,
+            "' must be a size N or HxW, got '", text, "'");
     std::vector<std::int64_t> sides;
     for (const std::string& part : parts) {
         char* end = nullptr;
         errno = 0;
         const long long x = part.empty() ? 0 : std::strtoll(part.c_str(), &end, 10);
-        require(!part.empty() && *end == '\0' && errno == 0 && x >= 1 && x <= (1 << 20),
+        require(!part.empty() && *end == '\0' && errno == 0 && x >= 1,
                 "transform '", name_, "': key '", key,
                 "' must be a size N or HxW of positive integers, got '", text, "'");
+        require(x <= kMaxSpecSide, "transform '", name_, "': key '", key, "' = '", text,
+                "' has a side above the limit of ", kMaxSpecSide, " pixels");
         sides.push_back(x);
     }
-    require(sides.size() <= 2, "transform '", name_, "': key '", key,
-            "' must be a size N or HxW, got '", text, "'");
+    SizeValue out;
     out.single = sides.size() == 1;
     out.height = sides[0];
     out.width = sides.back();
+    require(out.height * out.width <= kMaxSpecPixels, "transform '", name_, "': key '", key,
+            "' = '", text, "' asks for ", out.height * out.width, " pixels, above the limit of ",
+            kMaxSpecPixels);
     return out;
 }
 

@@ -29,6 +29,12 @@ std::string join_words(const std::vector<std::string>& words, const std::string&
 // Splits a spec into its items; `what` names the option in messages ("transforms").
 std::vector<SpecItem> parse_spec_list(const std::string& spec, const std::string& what);
 
+// The largest size a spec may ask for: the limits of the images retort decodes
+// (data/image_folder.h), so that no transform can be told to make an image larger than any input
+// could be. A typo such as resize:size=1000000 (4 TB of pixels) is refused when the spec is read.
+inline constexpr std::int64_t kMaxSpecSide = 16384;          // pixels, height or width
+inline constexpr std::int64_t kMaxSpecPixels = 64ll << 20;   // height * width (N * N for "N")
+
 // A size as written: "N" (single) or "HxW".
 struct SizeValue {
     std::int64_t height = 0, width = 0;

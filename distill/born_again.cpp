@@ -21,7 +21,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <limits>
 
@@ -32,6 +31,7 @@
 #include "distill/mutual_learning.h"
 #include "distill/self_distillation.h"
 #include "engine/autograd.h"
+#include "engine/io/atomic_file.h"
 #include "engine/io/json.h"
 #include "engine/io/safetensors.h"
 #include "engine/ops.h"
@@ -153,17 +153,6 @@ struct EnsembleSum {
 };
 
 json::Value json_number(double v) { return std::isfinite(v) ? json::Value(v) : json::Value(); }
-
-void write_atomically(const std::string& path, const std::string& text) {
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << text;
-        out.flush();
-        require(out.good(), "cannot write ", tmp);
-    }
-    fs::rename(tmp, path);
-}
 
 std::string member_list(const std::vector<std::int64_t>& members) {
     if (members.empty()) return "";
@@ -464,7 +453,7 @@ void write_generations_summary(const std::string& run_dir, const BornAgainSummar
                                   ensemble(s.all, "every generation 0..N")}},
         {"eval_seconds", json_number(s.eval_seconds)},
         {"total_seconds", json_number(s.total_seconds)}};
-    write_atomically((fs::path(run_dir) / "generations.json").string(), json::dump(summary) + "\n");
+    write_file_atomically((fs::path(run_dir) / "generations.json").string(), json::dump(summary) + "\n");
 
     std::string md = cat("# ", run_dir, ": born-again generations\n\n",
                          "Top-1 (%) of each generation's best.safetensors (chosen by validation), "
@@ -486,7 +475,7 @@ void write_generations_summary(const std::string& run_dir, const BornAgainSummar
               "\nTotal time: ", cat(std::fixed, std::setprecision(1), s.total_seconds),
               " s (the generations' training and evaluation, then ",
               cat(std::fixed, std::setprecision(1), s.eval_seconds), " s for this evaluation).\n");
-    write_atomically((fs::path(run_dir) / "generations.md").string(), md);
+    write_file_atomically((fs::path(run_dir) / "generations.md").string(), md);
 }
 
 }  // namespace retort

@@ -4,6 +4,7 @@
 // tensors so the file stays a plain safetensors file.
 #include "distill/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "engine/io/safetensors.h"
@@ -45,6 +46,64 @@ std::int64_t int64_entry(const std::map<std::string, Tensor>& tensors, const std
     return *entry(tensors, name, DType::i64, path).data<std::int64_t>();
 }
 
+double float64_entry(const std::map<std::string, Tensor>& tensors, const std::string& name,
+                     const std::string& path) {
+    return *entry(tensors, name, DType::f64, path).data<double>();
+}
+
+// An entry that checkpoints written before it existed lack: absent reads as 0.
+std::int64_t optional_int64_entry(const std::map<std::string, Tensor>& tensors,
+                                  const std::string& name, const std::string& path) {
+    return tensors.count(name) ? int64_entry(tensors, name, path) : 0;
+}
+
+// The sums of an epoch stopped part way, as partial.<name>.
+void put_tally(const EpochTally& t, std::map<std::string, Tensor>& tensors) {
+    const std::pair<const char*, std::int64_t> counts[] = {
+        {"steps", t.steps},           {"trained", t.trained},
+        {"images", t.images},         {"window_steps", t.window_steps},
+        {"window_images", t.window_images}, {"window_top1", t.window_top1},
+        {"window_top5", t.window_top5}, {"window_skipped", t.window_skipped}};
+    for (const auto& [name, value] : counts) tensors[std::string("partial.") + name] = int64_scalar(value);
+    tensors["partial.loss"] = float64_scalar(t.loss);
+    tensors["partial.window_loss"] = float64_scalar(t.window_loss);
+    // One sum per loss term; a run without terms saves none (a tensor of no elements would do,
+    // but an absent entry says the same more plainly).
+    if (!t.window_terms.empty()) {
+        Tensor terms = Tensor::empty({static_cast<std::int64_t>(t.window_terms.size())}, DType::f64);
+        std::copy(t.window_terms.begin(), t.window_terms.end(), terms.data<double>());
+        tensors["partial.window_terms"] = terms;
+    }
+}
+
+EpochTally read_tally(const std::map<std::string, Tensor>& tensors, const std::string& path) {
+    EpochTally t;
+    t.steps = int64_entry(tensors, "partial.steps", path);
+    t.trained = int64_entry(tensors, "partial.trained", path);
+    t.images = int64_entry(tensors, "partial.images", path);
+    t.window_steps = int64_entry(tensors, "partial.window_steps", path);
+    t.window_images = int64_entry(tensors, "partial.window_images", path);
+    t.window_top1 = int64_entry(tensors, "partial.window_top1", path);
+    t.window_top5 = int64_entry(tensors, "partial.window_top5", path);
+    t.window_skipped = int64_entry(tensors, "partial.window_skipped", path);
+    t.loss = float64_entry(tensors, "partial.loss", path);
+    t.window_loss = float64_entry(tensors, "partial.window_loss", path);
+    auto terms = tensors.find("partial.window_terms");
+    if (terms != tensors.end()) {
+        require(terms->second.dtype() == DType::f64 && terms->second.dim() == 1, "checkpoint ", path,
+                ": 'partial.window_terms' must be a float64 vector, got ",
+                dtype_name(terms->second.dtype()), " ", shape_str(terms->second.shape()));
+        t.window_terms = terms->second.to_vector<double>();
+    }
+    const bool consistent = t.steps > 0 && t.trained >= 0 && t.trained <= t.steps && t.images >= 0 &&
+                            t.window_steps >= 0 && t.window_steps <= t.trained &&
+                            t.window_skipped >= 0 && t.window_images >= 0 && t.window_top1 >= 0 &&
+                            t.window_top5 >= t.window_top1 && t.window_top5 <= t.window_images;
+    require(consistent, "checkpoint ", path, " has an inconsistent partial epoch (", t.steps,
+            " steps taken, ", t.trained, " trained, ", t.window_steps, " since the last row)");
+    return t;
+}
+
 SafetensorsContents read_file(const std::string& path, const char* what) {
     require(std::filesystem::is_regular_file(path), "no ", what, " at ", path);
     try {
@@ -73,6 +132,13 @@ void check_state(const NamedTensors& expected, const std::map<std::string, Tenso
 
 }  // namespace
 
+std::string describe_position(const TrainProgress& p) {
+    if (p.partial.steps > 0)
+        return cat("after step ", p.partial.steps, " of epoch ", p.epoch + 1, " (step ", p.step,
+                   " of the run)");
+    return cat("after epoch ", p.epoch, " (step ", p.step, ")");
+}
+
 void save_checkpoint(const std::string& path, const Model& model, const Optimizer& optimizer,
                      const TrainProgress& progress, const std::string& model_spec,
                      const Module* objectives) {
@@ -89,6 +155,9 @@ void save_checkpoint(const std::string& path, const Model& model, const Optimize
     tensors["progress.best_top1"] = float64_scalar(progress.best_top1);
     tensors["progress.best_epoch"] = int64_scalar(progress.best_epoch);
     tensors["progress.seconds"] = float64_scalar(progress.seconds);
+    tensors["progress.skipped"] = int64_scalar(progress.skipped);
+    tensors["progress.consecutive_skipped"] = int64_scalar(progress.consecutive_skipped);
+    if (progress.partial.steps > 0) put_tally(progress.partial, tensors);
     save_safetensors(path, tensors,
                      {{"format", "retort-checkpoint"},
                       {"format_version", std::to_string(kCheckpointFormatVersion)},
@@ -125,10 +194,24 @@ Checkpoint read_checkpoint(const std::string& path) {
     c.progress.best_top1 =
         *entry(file.tensors, "progress.best_top1", DType::f64, path).data<double>();
     c.progress.seconds = *entry(file.tensors, "progress.seconds", DType::f64, path).data<double>();
-    require(c.progress.epoch >= 1 && c.progress.step >= 0 && c.progress.best_epoch >= 0 &&
-                c.progress.best_epoch <= c.progress.epoch,
+    c.progress.skipped = optional_int64_entry(file.tensors, "progress.skipped", path);
+    c.progress.consecutive_skipped =
+        optional_int64_entry(file.tensors, "progress.consecutive_skipped", path);
+    // Epoch 0 is a run stopped before its first epoch ended (a stop request saves a checkpoint).
+    require(c.progress.epoch >= 0 && c.progress.step >= 0 && c.progress.best_epoch >= 0 &&
+                c.progress.best_epoch <= c.progress.epoch && c.progress.skipped >= 0 &&
+                c.progress.consecutive_skipped >= 0 &&
+                c.progress.consecutive_skipped <= c.progress.skipped &&
+                c.progress.skipped <= c.progress.step,
             "checkpoint ", path, " has inconsistent progress (epoch ", c.progress.epoch, ", step ",
-            c.progress.step, ", best epoch ", c.progress.best_epoch, ")");
+            c.progress.step, ", best epoch ", c.progress.best_epoch, ", skipped ", c.progress.skipped,
+            ")");
+    if (file.tensors.count("partial.steps")) {
+        c.progress.partial = read_tally(file.tensors, path);
+        require(c.progress.partial.steps <= c.progress.step, "checkpoint ", path, " has ",
+                c.progress.partial.steps, " steps in its last epoch but ", c.progress.step,
+                " in all");
+    }
     return c;
 }
 

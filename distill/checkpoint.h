@@ -13,13 +13,21 @@
 //   progress.best_top1 float64: the best validation top-1 so far (percent; -1 before any)
 //   progress.best_epoch int64: the epoch that reached it (0: none)
 //   progress.seconds   float64: wall time of the run so far (metrics.csv continues from it)
+//   progress.skipped   int64: steps skipped for a non-finite loss (run.on_nonfinite = skip)
+//   progress.consecutive_skipped  int64: of them, the ones in a row just before the checkpoint
+//   partial.*          only in a checkpoint saved part way through an epoch (a stop request, see
+//                      trainer.h): the epoch's steps taken and its running sums (EpochTally)
 //   metadata           format = retort-checkpoint, format_version = 1, model = <spec>
 //
 // Everything else a run depends on is a pure function of the config and these numbers: the
 // loader's order and augmentation are drawn from (seed, epoch, sample), and the learning-rate
 // schedule from the step. So a run resumed from the checkpoint of epoch e computes the same bits
 // as one that never stopped (on the CPU; tests/test_train.cpp and tests/test_distill.cpp check
-// it).
+// it). A checkpoint saved after step k of an epoch resumes the same way: the loader skips the
+// epoch's first k batches (they are a function of seed and epoch too) and the partial.* sums let
+// the rest of the epoch write the rows an unbroken epoch writes (tests/test_crash_safety.cpp).
+// The progress.skipped entries and partial.* are newer than format version 1's first files: a
+// checkpoint without them reads as "none skipped, at an epoch boundary", which is what it was.
 //
 // A weights file (best.safetensors) holds only the state dict, under the model's own names, so
 // PyTorch, `retort infer` and a distillation teacher can read it as it is; its metadata says
@@ -29,19 +37,42 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "engine/optim/optimizer.h"
 #include "models/model.h"
 
 namespace retort {
 
+// An epoch in progress: the steps taken and the sums the rest of the epoch adds to. All zero at
+// an epoch boundary; saved (as partial.*) only by a checkpoint taken part way through an epoch.
+struct EpochTally {
+    std::int64_t steps = 0;    // steps of this epoch taken, skipped ones included
+    std::int64_t trained = 0;  // of them, the ones whose loss was finite
+    std::int64_t images = 0;   // images of every step taken (the console's images/s)
+    double loss = 0;           // sum of the trained steps' losses (the epoch's mean train loss)
+    // Since the last train row of metrics.csv: the trained steps, their loss, images and top-1 /
+    // top-5 hits, one sum per loss term, and the steps skipped.
+    std::int64_t window_steps = 0, window_images = 0, window_top1 = 0, window_top5 = 0;
+    std::int64_t window_skipped = 0;
+    double window_loss = 0;
+    std::vector<double> window_terms;
+};
+
 struct TrainProgress {
     std::int64_t epoch = 0;       // epochs completed
-    std::int64_t step = 0;        // optimizer steps taken
+    std::int64_t step = 0;        // steps taken: batches trained on, skipped ones included
     double best_top1 = -1;        // best validation top-1 in percent; -1 before any evaluation
     std::int64_t best_epoch = 0;  // 0: none yet
     double seconds = 0;           // wall time of the run so far
+    std::int64_t skipped = 0;     // steps skipped for a non-finite loss or gradient norm
+    std::int64_t consecutive_skipped = 0;  // the latest of them, in a row (0 after a good step)
+    EpochTally partial;           // the epoch after `epoch`, if it has begun
 };
+
+// Where a checkpoint stands, for messages: "after epoch 2 (step 40)", or for one saved part way
+// through an epoch "after step 7 of epoch 3 (step 47 of the run)".
+std::string describe_position(const TrainProgress& progress);
 
 struct Checkpoint {
     std::map<std::string, Tensor> model;      // state dict, names without the "model." prefix

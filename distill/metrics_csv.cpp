@@ -1,9 +1,11 @@
 // distill/metrics_csv.cpp: writing and reading metrics.csv (columns and the two ways of reading
 // it in metrics_csv.h).
 //
-// Appends go through a FILE* in append mode and are flushed per row. Dropping the rows of an
-// interrupted epoch rewrites the file through a temporary file and a rename, so a crash during
-// the rewrite leaves the old file whole.
+// Appends go through a FILE* in append mode and are flushed per row (to the kernel: a killed
+// process loses nothing flushed), and synced to disk before each checkpoint (sync()). Dropping the
+// rows of an interrupted epoch rewrites the file with write_file_atomically, so a crash during the
+// rewrite leaves the old file whole; a last line without its newline, torn by a kill, is dropped
+// then too.
 //
 // The parser reads plain comma-separated fields without quoting, which is what the writer puts
 // down; spaces around a field, a Windows line end and a UTF-8 byte-order mark are tolerated,
@@ -11,6 +13,8 @@
 // editor shows them. The strict row reader is the table reader plus checks, so both read a file
 // the same way.
 #include "distill/metrics_csv.h"
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -21,9 +25,11 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <sstream>
 #include <utility>
 
 #include "engine/error.h"
+#include "engine/io/atomic_file.h"
 
 namespace retort {
 
@@ -76,32 +82,34 @@ std::string join(const std::vector<std::string>& names) {
 
 // Rewrites the file keeping the header and the rows whose step is <= keep_through_step.
 void drop_rows_after(const std::string& path, std::int64_t keep_through_step) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream contents;
+    contents << in.rdbuf();
+    require(!in.bad(), "cannot read ", path);
+    const std::string text = contents.str();
     std::size_t width = 0;  // the header's, so extra columns count
-    std::ifstream in(path);
-    std::string line, kept;
-    for (int line_no = 1; std::getline(in, line); ++line_no) {
+    std::string kept;
+    std::size_t start = 0;
+    for (int line_no = 1;; ++line_no) {
+        const std::size_t end = text.find('\n', start);
+        // Text after the last newline is a row a kill cut short (rows are written whole, newline
+        // last); even if its fields look complete, its last number may be cut, so it goes.
+        if (end == std::string::npos) break;
+        const std::string line = text.substr(start, end - start);
+        start = end + 1;
         if (line.empty()) continue;
         if (line_no == 1) {
             width = split_fields(line).size();
             kept += line + "\n";
             continue;
         }
-        // A row cut short by a crash (no trailing newline, too few fields) is dropped as well.
         const std::vector<std::string> f = split_fields(line);
         double step = 0;
         if (f.size() == width && parse_number(f[1], step) &&
             step <= static_cast<double>(keep_through_step))
             kept += line + "\n";
     }
-    in.close();
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << kept;
-        out.flush();
-        require(out.good(), "cannot write ", tmp);
-    }
-    std::filesystem::rename(tmp, path);
+    write_file_atomically(path, kept);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,13 +208,24 @@ MetricsCsv& MetricsCsv::operator=(MetricsCsv&& other) noexcept {
 void MetricsCsv::append(const MetricsRow& r) {
     internal_check(file_ != nullptr, "metrics.csv append before open");
     internal_check(r.extra.size() <= extra_columns_.size(), "metrics.csv row with too many cells");
+    // A window of only skipped steps has no loss: printf shows the NaN of 0.0 / 0.0 as "-nan",
+    // its sign bit being set; the sign of a NaN means nothing, so it is written as "nan".
+    auto plain = [](double x) { return std::isnan(x) ? std::numeric_limits<double>::quiet_NaN() : x; };
     std::fprintf(file_, "%.4f,%lld,%s,%.6f,%.3f,%.3f,%.6g,%.2f", r.epoch,
-                 static_cast<long long>(r.step), r.split.c_str(), r.loss, r.top1, r.top5, r.lr,
-                 r.seconds);
+                 static_cast<long long>(r.step), r.split.c_str(), plain(r.loss), plain(r.top1),
+                 plain(r.top5), r.lr, r.seconds);
     for (std::size_t i = 0; i < extra_columns_.size(); ++i)
         std::fprintf(file_, ",%s", i < r.extra.size() ? r.extra[i].c_str() : "");
     std::fprintf(file_, "\n");
     require(std::fflush(file_) == 0, "cannot write to ", path_);
+}
+
+void MetricsCsv::sync() {
+    internal_check(file_ != nullptr, "metrics.csv sync before open");
+    require(std::fflush(file_) == 0, "cannot write to ", path_);
+    // Best effort, as for a directory: a file system that cannot fsync still has the rows in the
+    // kernel, which is all a killed process needs; only a power cut could lose them.
+    ::fsync(::fileno(file_));
 }
 
 const std::vector<std::string>& metrics_numeric_columns() {
@@ -229,6 +248,16 @@ MetricsTable parse_metrics_table(std::istream& in, const std::string& source, Em
             for (std::string& name : fields) name = lower(name);
             read_header(fields, line_number, table);
             have_header = true;
+        } else if (in.eof()) {
+            // The last line, without its newline: a row being written by a live run, or cut
+            // short by a kill. If it does not read as a row, it is left out rather than refused,
+            // so a killed run can still be plotted (a resume drops it, see drop_rows_after).
+            MetricsTable with_row = table;
+            try {
+                read_row(fields, line_number, empty, with_row);
+                table = std::move(with_row);
+            } catch (const Error&) {
+            }
         } else {
             read_row(fields, line_number, empty, table);
         }

@@ -15,7 +15,8 @@
 // A run may add columns after these (a distillation run: `stage` when it has a pre-training stage,
 // and one `loss.<objective>` per objective); the writer is told their names when it opens the
 // file, and each row brings one cell per extra column ("" where it has no value: "not measured").
-// Each row is flushed as it is written, so a crash loses at most the row being written.
+// Each row is flushed as it is written, so a crash loses at most the row being written; a resumed
+// run drops that torn row with the rows written after its checkpoint.
 //
 // Reading comes in two strengths on one parser. The table reader (read_metrics_table) takes any
 // metrics.csv a person or another tool may hand to `retort plot`: the first line names the
@@ -52,7 +53,8 @@ public:
     // Opens `path` for appending, writing the header (kMetricsColumns, then extra_columns) if the
     // file is new or empty. With keep_through_step >= 0 (a resumed run), rows with a larger step,
     // written after the checkpoint the run resumes from, are dropped first, and the file's header
-    // must be the one this writer would write (else an Error: the rows would not line up).
+    // must be the one this writer would write (else an Error: the rows would not line up). A last
+    // line without its newline (a row torn by a kill) is dropped too.
     explicit MetricsCsv(const std::string& path, std::int64_t keep_through_step = -1,
                         std::vector<std::string> extra_columns = {});
     ~MetricsCsv();
@@ -62,6 +64,9 @@ public:
     MetricsCsv& operator=(MetricsCsv&& other) noexcept;
 
     void append(const MetricsRow& row);
+    // Puts the rows appended so far on disk (fsync). The trainer calls it before it saves a
+    // checkpoint, so a power cut cannot keep a checkpoint and lose the rows that precede it.
+    void sync();
     bool is_open() const { return file_ != nullptr; }
 
 private:
@@ -94,6 +99,8 @@ const std::vector<std::string>& metrics_numeric_columns();
 // Parses CSV text; `source` names it in messages ("run/metrics.csv:7: ..."). Throws a
 // retort::Error for a missing header, a row with the wrong number of fields, a cell of a numeric
 // column that is not a number, or (with EmptyCells::refused) an empty cell in a column it reads.
+// The one exception: a last line without its newline that does not read as a row (a row torn by
+// a kill, or still being written) is left out.
 MetricsTable parse_metrics_table(std::istream& in, const std::string& source,
                                  EmptyCells empty = EmptyCells::not_measured);
 // Reads and parses a file; a file that cannot be opened is an Error naming it.

@@ -71,6 +71,11 @@ Config train_config_schema() {
     c.declare_int("run", "threads", 0, 0, 1024, "CPU threads for the kernels (0: the default)");
     c.declare_int("run", "max_steps_per_epoch", 0, 0, kBig, "cap on training steps per epoch (0: the whole split)");
     c.declare_int("run", "eval_batch_size", 256, 1, 65536, "batch size of validation and test");
+    c.declare_string("run", "on_nonfinite", "stop",
+                     "a NaN or infinite loss (or gradient norm): stop the run, or skip the step",
+                     {"stop", "skip"});
+    c.declare_int("run", "max_skipped_steps", 100, 1, kBig,
+                  "on_nonfinite = skip: the run stops after this many skipped steps in a row");
     return c;
 }
 
@@ -139,6 +144,8 @@ TrainConfig read_train_config(const Config& c) {
     t.run.threads = static_cast<int>(c.get_int("run.threads"));
     t.run.max_steps_per_epoch = c.get_int("run.max_steps_per_epoch");
     t.run.eval_batch_size = c.get_int("run.eval_batch_size");
+    t.run.skip_nonfinite = c.get_string("run.on_nonfinite") == "skip";
+    t.run.max_skipped_steps = c.get_int("run.max_skipped_steps");
 
     require(t.schedule.warmup_epochs < static_cast<double>(t.run.epochs),
             "schedule.warmup_epochs (", t.schedule.warmup_epochs, ") must be less than run.epochs (",

@@ -37,6 +37,10 @@
 //               threads         CPU threads of the kernels; 0: the default (0)
 //               max_steps_per_epoch  0: the whole training split (0)
 //               eval_batch_size [1, 65536] (256)
+//               on_nonfinite    stop | skip: what a NaN or infinite loss (or gradient norm, when
+//                               clipping computes it) does: stop the run with the epoch, step,
+//                               value and last good checkpoint, or skip the step (stop)
+//               max_skipped_steps  skip: steps skipped in a row that stop the run, [1, 10^9] (100)
 //
 // The schedule runs per optimizer step: epochs given above (warmup, step_size, milestones) are
 // converted to steps with the number of steps per epoch.
@@ -91,6 +95,8 @@ struct TrainConfig {
         int threads = 0;
         std::int64_t max_steps_per_epoch = 0;
         std::int64_t eval_batch_size = 256;
+        bool skip_nonfinite = false;  // run.on_nonfinite = skip
+        std::int64_t max_skipped_steps = 100;
     } run;
 };
 

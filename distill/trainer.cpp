@@ -13,12 +13,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 
 #include "engine/autograd.h"
+#include "engine/io/atomic_file.h"
 #include "engine/ops/loss.h"
 #include "engine/parallel.h"
 #include "engine/random.h"
@@ -29,6 +33,8 @@ namespace retort {
 namespace fs = std::filesystem;
 
 namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // lr = base for every step.
 class ConstantLR : public LrSchedule {
@@ -109,7 +115,45 @@ LoaderOptions eval_loader_options(const TrainConfig& c) {
 
 bool has_samples(const std::shared_ptr<const Dataset>& d) { return d && d->size() > 0; }
 
+// Set from a signal handler, read between steps: a lock-free atomic is the one kind of shared
+// object a handler may touch (C++17 [support.signal]).
+std::atomic<bool> stop_flag{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+// The buffers of the model and the objectives (BatchNorm's running statistics, memory banks).
+std::vector<Tensor> module_buffers(const Model& model, const Module* objectives) {
+    std::vector<Tensor> buffers;
+    for (const auto& [_, b] : model.named_buffers()) buffers.push_back(b);
+    if (objectives)
+        for (const auto& [_, b] : objectives->named_buffers()) buffers.push_back(b);
+    return buffers;
+}
+
+std::vector<Tensor> copy_of(const std::vector<Tensor>& tensors) {
+    NoGradGuard no_grad;
+    std::vector<Tensor> copies;
+    for (const Tensor& t : tensors) copies.push_back(t.clone());
+    return copies;
+}
+
+// Puts the saved values back into the tensors themselves (the modules hold those, not copies).
+void restore_values(const std::vector<Tensor>& tensors, const std::vector<Tensor>& saved) {
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        Tensor target = tensors[i];  // a handle to the module's own storage
+        internal_check(target.device().is_cpu() && saved[i].numel() == target.numel(),
+                       "restoring buffers: a CPU buffer changed its size");
+        std::memcpy(target.raw_data(), saved[i].raw_data(),
+                    static_cast<std::size_t>(target.numel()) * dtype_size(target.dtype()));
+    }
+}
+
 }  // namespace
+
+// ---- stopping between two steps ----
+
+void request_stop() noexcept { stop_flag.store(true, std::memory_order_relaxed); }
+bool stop_requested() noexcept { return stop_flag.load(std::memory_order_relaxed); }
+void clear_stop_request() noexcept { stop_flag.store(false, std::memory_order_relaxed); }
 
 // ---- evaluation ----
 
@@ -358,6 +402,7 @@ void check_model_fits_data(Model& model, const std::string& spec, const DatasetS
 std::vector<std::string> Trainer::metrics_columns() const {
     std::vector<std::string> columns;
     if (addons_.pre_stage_epochs > 0) columns.push_back("stage");
+    if (config_.run.skip_nonfinite) columns.push_back("skipped");
     for (const std::string& term : addons_.term_names) columns.push_back("loss." + term);
     for (const std::string& column : addons_.eval_columns) columns.push_back(column);
     return columns;
@@ -376,6 +421,7 @@ void Trainer::start(const std::string& run_dir, const Config& config) {
     config.save((fs::path(run_dir) / "config").string());
     run_dir_ = run_dir;
     progress_ = TrainProgress{};
+    checkpoint_note_ = "none: the run saved no checkpoint yet";
     metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), -1, metrics_columns());
 }
 
@@ -392,10 +438,20 @@ void Trainer::resume(const std::string& run_dir) {
             pre > 0 ? cat(" (", pre, " of them the pre-training stage)") : std::string(),
             "; to train longer, resume with --set run.epochs=N (N > ",
             checkpoint.progress.epoch - pre, ")");
+    const EpochTally& partial = checkpoint.progress.partial;
+    require(partial.steps < steps_per_epoch_, "checkpoint ", path, " stopped after step ",
+            partial.steps, " of epoch ", checkpoint.progress.epoch + 1, ", but an epoch of this run has ",
+            steps_per_epoch_, " steps (did the data change?): it cannot continue that epoch");
+    require(partial.steps == 0 || partial.window_terms.size() == addons_.term_names.size(),
+            "checkpoint ", path, " holds ", partial.window_terms.size(),
+            " loss-term sums for its unfinished epoch, but this run's loss has ",
+            addons_.term_names.size(), " terms");
     restore_checkpoint(checkpoint, path, *model_, *optimizer_, config_.model,
                        addons_.objectives.get());
+    remove_stale_temporary_files(run_dir);  // what a kill during a save left
     run_dir_ = run_dir;
     progress_ = checkpoint.progress;
+    checkpoint_note_ = cat(path, " (", describe_position(progress_), ")");
     metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), progress_.step,
                           metrics_columns());
 }
@@ -408,7 +464,16 @@ const TrainProgress& Trainer::run(std::int64_t until_epoch) {
     until_epoch = std::min(until_epoch, total_epochs());
     seconds_at_start_ = progress_.seconds;
     clock_start_ns_ = now_ns();
-    for (std::int64_t epoch = progress_.epoch; epoch < until_epoch; ++epoch) train_epoch(epoch);
+    stopped_ = false;
+    for (std::int64_t epoch = progress_.epoch; epoch < until_epoch && !stopped_; ++epoch) {
+        if (!train_epoch(epoch)) break;
+        // A stop asked for during the evaluation: the epoch's checkpoint is already the place
+        // to continue from.
+        if (stop_requested() && epoch + 1 < until_epoch) {
+            stopped_ = true;
+            printer_.message(cat("stopped: the checkpoint ", checkpoint_note_, " is where the run continues"));
+        }
+    }
     return progress_;
 }
 
@@ -416,82 +481,157 @@ std::string Trainer::stage_of(std::int64_t epoch) const {
     return epoch < addons_.pre_stage_epochs ? "pre" : "main";
 }
 
-void Trainer::train_epoch(std::int64_t epoch) {
-    const std::int64_t log_every = config_.run.log_every;
+bool Trainer::train_epoch(std::int64_t epoch) {
     const std::int64_t pre = addons_.pre_stage_epochs;
-    if (pre > 0 && epoch == 0)
+    EpochTally& tally = progress_.partial;
+    const bool fresh = tally.steps == 0;  // else a checkpoint stopped part way through it
+    if (fresh) {
+        tally = EpochTally{};
+        tally.window_terms.assign(addons_.term_names.size(), 0.0);
+    }
+    if (pre > 0 && epoch == 0 && fresh)
         printer_.message(cat("pre-training stage: epochs 1 to ", pre, " of ", total_epochs()));
-    if (pre > 0 && epoch == pre) {
+    if (pre > 0 && epoch == pre && fresh) {
         // The main stage starts from a fresh optimizer state, as the reference code's new
         // optimizer after its init loop; a run resumed at this epoch resets it the same way.
+        // (Resumed part way through the epoch, the checkpoint already holds the new state.)
         optimizer_ = make_optimizer(config_.optim, trained_parameters(*model_, addons_.objectives.get()));
         printer_.message(cat("main stage: epochs ", pre + 1, " to ", total_epochs()));
     }
     const double epoch_start = elapsed();
+    const std::int64_t images_before = tally.images;  // images/s counts this process's share only
     printer_.begin_epoch(epoch + 1, total_epochs(), steps_per_epoch_);
     model_->train();
-    train_loader_->start_epoch(epoch);
-
-    const std::size_t terms = addons_.term_names.size();
-    double window_loss = 0, epoch_loss = 0;
-    std::vector<double> window_terms(terms, 0.0);
-    std::int64_t window_steps = 0, window_images = 0, epoch_images = 0;
-    TopkHits window_hits;
-    auto write_train_row = [&](std::int64_t done) {
-        const double n = static_cast<double>(window_images);
-        MetricsRow row{epoch + static_cast<double>(done) / steps_per_epoch_, progress_.step, "train",
-                       window_loss / window_steps, 100.0 * window_hits.top1 / n,
-                       100.0 * window_hits.top5 / n, optimizer_->lr(), elapsed(), {}};
-        if (pre > 0) row.extra.push_back(stage_of(epoch));
-        for (double& sum : window_terms) {
-            row.extra.push_back(format_cell(sum / window_steps));
-            sum = 0;
-        }
-        metrics_.append(row);
-        window_loss = 0;
-        window_steps = window_images = 0;
-        window_hits = {};
-    };
+    train_loader_->start_epoch(epoch, tally.steps);
 
     Batch batch;
-    for (std::int64_t i = 0; i < steps_per_epoch_; ++i) {
+    while (tally.steps < steps_per_epoch_) {
+        if (stop_requested()) {
+            save_stop_checkpoint();
+            return false;
+        }
         internal_check(train_loader_->next(batch), "the loader ran out of batches early");
-        apply_lr_schedule(*optimizer_, *schedule_, progress_.step);
-        const StepContext ctx{epoch,
-                              progress_.step,
-                              steps_per_epoch_,
-                              total_epochs() * steps_per_epoch_,
-                              pre,
-                              config_.run.epochs};
-        LossOutput out = loss_(*model_, batch, ctx);
-        internal_check(out.terms.size() == terms,
-                       "the loss function returned another number of terms than the trainer's addons name");
-        const double loss = out.loss.item();
-        require(std::isfinite(loss), "the training loss became ", loss, " at step ",
-                progress_.step + 1, " (epoch ", epoch + 1,
-                "); lower optim.lr or set optim.clip_grad_norm");
-        optimizer_->zero_grad();
-        out.loss.backward();
-        if (config_.optim.clip_grad_norm > 0) clip_grad_norm(params_, config_.optim.clip_grad_norm);
-        optimizer_->step();
-        ++progress_.step;
-
-        const TopkHits hits = count_topk(out.logits.detach(), batch.labels);
-        const std::int64_t images = batch.labels.numel();
-        window_loss += loss;
-        epoch_loss += loss;
-        for (std::size_t k = 0; k < terms; ++k) window_terms[k] += out.terms[k];
-        ++window_steps;
-        window_images += images;
-        epoch_images += images;
-        window_hits.top1 += hits.top1;
-        window_hits.top5 += hits.top5;
-        if (progress_.step % log_every == 0) write_train_row(i + 1);
-        printer_.step(i + 1, epoch_loss / (i + 1), optimizer_->lr(), epoch_images,
+        train_step(epoch, batch);
+        const double mean_loss = tally.trained > 0 ? tally.loss / tally.trained : kNaN;
+        printer_.step(tally.steps, mean_loss, optimizer_->lr(), tally.images - images_before,
                       elapsed() - epoch_start);
     }
-    if (window_steps > 0) write_train_row(steps_per_epoch_);
-    finish_epoch(epoch, epoch_loss / steps_per_epoch_, elapsed() - epoch_start, epoch_images);
+    if (tally.window_steps > 0 || tally.window_skipped > 0) write_train_row(epoch);
+    const double train_loss = tally.trained > 0 ? tally.loss / tally.trained : kNaN;
+    const std::int64_t skipped = tally.steps - tally.trained, images = tally.images - images_before;
+    tally = EpochTally{};  // the epoch's checkpoint is at a boundary
+    finish_epoch(epoch, train_loss, elapsed() - epoch_start, images);
+    if (skipped > 0)
+        printer_.message(cat("epoch ", epoch + 1, ": skipped ", skipped, skipped == 1 ? " step" : " steps",
+                             " with a non-finite loss or gradient norm (", progress_.skipped,
+                             " in the run so far)"));
+    return true;
+}
+
+void Trainer::train_step(std::int64_t epoch, const Batch& batch) {
+    EpochTally& tally = progress_.partial;
+    apply_lr_schedule(*optimizer_, *schedule_, progress_.step);
+    const StepContext ctx{epoch,
+                          progress_.step,
+                          steps_per_epoch_,
+                          total_epochs() * steps_per_epoch_,
+                          addons_.pre_stage_epochs,
+                          config_.run.epochs};
+    // A skipped step must leave no trace, but the forward pass in train mode has already moved
+    // BatchNorm's running statistics (and an objective's memory bank): skip mode keeps a copy of
+    // the buffers to put back. (Cheap for BatchNorm; a large memory bank costs a copy per step.)
+    std::vector<Tensor> buffers, buffers_before;
+    if (config_.run.skip_nonfinite) {
+        buffers = module_buffers(*model_, addons_.objectives.get());
+        buffers_before = copy_of(buffers);
+    }
+    LossOutput out = loss_(*model_, batch, ctx);
+    internal_check(out.terms.size() == tally.window_terms.size(),
+                   "the loss function returned another number of terms than the trainer's addons name");
+    // Checked before backward and the update, so a NaN never reaches the weights.
+    const double loss = out.loss.item();
+    double grad_norm = 0;
+    bool finite = std::isfinite(loss);
+    if (finite) {
+        optimizer_->zero_grad();
+        out.loss.backward();
+        if (config_.optim.clip_grad_norm > 0) {
+            grad_norm = clip_grad_norm(params_, config_.optim.clip_grad_norm);
+            finite = std::isfinite(grad_norm);
+        }
+    }
+    if (finite) {
+        optimizer_->step();
+        progress_.consecutive_skipped = 0;
+        const TopkHits hits = count_topk(out.logits.detach(), batch.labels);
+        const std::int64_t images = batch.labels.numel();
+        tally.loss += loss;
+        ++tally.trained;
+        tally.window_loss += loss;
+        for (std::size_t k = 0; k < out.terms.size(); ++k) tally.window_terms[k] += out.terms[k];
+        ++tally.window_steps;
+        tally.window_images += images;
+        tally.window_top1 += hits.top1;
+        tally.window_top5 += hits.top5;
+    } else {
+        on_nonfinite_step(epoch, loss, grad_norm);  // or stop the run
+        restore_values(buffers, buffers_before);
+        ++tally.window_skipped;
+    }
+    tally.images += batch.labels.numel();
+    ++tally.steps;
+    ++progress_.step;
+    if (progress_.step % config_.run.log_every == 0) write_train_row(epoch);
+}
+
+void Trainer::on_nonfinite_step(std::int64_t epoch, double loss, double grad_norm) {
+    // A NaN's sign bit means nothing; printf would still show it as "-nan".
+    auto text = [](double x) { return std::isnan(x) ? std::string("nan") : cat(x); };
+    const std::string value = std::isfinite(loss)
+                                  ? cat("the gradient norm is ", text(grad_norm), " (loss ", loss, ")")
+                                  : cat("the training loss is ", text(loss));
+    const std::string where = cat(" at epoch ", epoch + 1, ", step ", progress_.partial.steps + 1,
+                                  " of ", steps_per_epoch_, " (step ", progress_.step + 1,
+                                  " of the run)");
+    const std::string last_good = cat("; the last good checkpoint is ", checkpoint_note_);
+    require(config_.run.skip_nonfinite, value, where, "; the run stops here (run.on_nonfinite = stop)",
+            last_good, ". Lower optim.lr or set optim.clip_grad_norm, or set run.on_nonfinite = skip "
+            "to skip such steps");
+    ++progress_.skipped;
+    ++progress_.consecutive_skipped;
+    require(progress_.consecutive_skipped <= config_.run.max_skipped_steps, value, where, ": ",
+            progress_.consecutive_skipped, " steps in a row were not finite (run.max_skipped_steps = ",
+            config_.run.max_skipped_steps, "); the run stops here", last_good,
+            ". Lower optim.lr or set optim.clip_grad_norm");
+}
+
+// One train row of metrics.csv: the window of steps since the previous row.
+void Trainer::write_train_row(std::int64_t epoch) {
+    EpochTally& t = progress_.partial;
+    const double steps = static_cast<double>(t.window_steps);
+    const double images = static_cast<double>(t.window_images);
+    MetricsRow row{epoch + static_cast<double>(t.steps) / steps_per_epoch_, progress_.step, "train",
+                   t.window_loss / steps, 100.0 * t.window_top1 / images,
+                   100.0 * t.window_top5 / images, optimizer_->lr(), elapsed(), {}};
+    if (addons_.pre_stage_epochs > 0) row.extra.push_back(stage_of(epoch));
+    if (config_.run.skip_nonfinite) row.extra.push_back(std::to_string(t.window_skipped));
+    for (double& sum : t.window_terms) {
+        row.extra.push_back(format_cell(sum / steps));
+        sum = 0;
+    }
+    metrics_.append(row);
+    t.window_loss = 0;
+    t.window_steps = t.window_images = t.window_top1 = t.window_top5 = t.window_skipped = 0;
+}
+
+void Trainer::save_stop_checkpoint() {
+    const std::string path = (fs::path(run_dir_) / "last.safetensors").string();
+    progress_.seconds = elapsed();
+    metrics_.sync();
+    save_checkpoint(path, *model_, *optimizer_, progress_, config_.model, addons_.objectives.get());
+    checkpoint_note_ = cat(path, " (", describe_position(progress_), ")");
+    stopped_ = true;
+    printer_.message(cat("stopped ", describe_position(progress_), ": saved ", path));
 }
 
 void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_seconds,
@@ -512,6 +652,7 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
         MetricsRow row{static_cast<double>(epoch + 1), progress_.step, split, result.loss,
                        result.top1, result.top5, optimizer_->lr(), elapsed(), {}};
         if (addons_.pre_stage_epochs > 0) row.extra.push_back(stage_of(epoch));
+        if (config_.run.skip_nonfinite) row.extra.emplace_back();  // a training count
         if (addons_.evaluate) {
             const std::vector<double> cells = addons_.evaluate(split, *loader);
             internal_check(cells.size() == addons_.eval_columns.size(),
@@ -544,8 +685,10 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
     // Before the checkpoint, so that what the hook records is saved with this epoch.
     const std::string addon_line = addons_.end_epoch ? addons_.end_epoch(epoch + 1, run_dir_) : "";
     progress_.seconds = elapsed();
-    save_checkpoint((fs::path(run_dir_) / "last.safetensors").string(), *model_, *optimizer_,
-                    progress_, config_.model, addons_.objectives.get());
+    metrics_.sync();  // the rows first: a checkpoint never outlives the rows before it
+    const std::string last = (fs::path(run_dir_) / "last.safetensors").string();
+    save_checkpoint(last, *model_, *optimizer_, progress_, config_.model, addons_.objectives.get());
+    checkpoint_note_ = cat(last, " (", describe_position(progress_), ")");
     summary.seconds = elapsed() - epoch_start;
     printer_.end_epoch(summary);
     if (!addon_line.empty()) printer_.message(addon_line);

@@ -44,6 +44,24 @@
 //
 // Lifecycle: construct (checks the model against the data with a trial batch; writes nothing),
 // then start() a new run directory or resume() one, then run().
+//
+// Stopping (Ctrl-C): request_stop() asks the loop to stop between two steps. It saves
+// last.safetensors there, with the epoch's progress (checkpoint.h: partial.*), and run() returns
+// with stopped() true; resume() continues from that step exactly as if the run had not stopped
+// (the loader skips the batches already trained on). A stop asked for during the evaluation at an
+// epoch's end takes effect once the epoch's checkpoint is written. The library installs no signal
+// handler: a program (tools/training_run.cpp) calls request_stop() from its own.
+//
+// A non-finite loss (or gradient norm, when optim.clip_grad_norm computes it) is caught before
+// backward / the update, at the step where it appears. run.on_nonfinite = stop (the default)
+// throws an Error naming the epoch, the step, the value and the last good checkpoint (the run
+// directory's last.safetensors as it was saved, or none). With skip, the step changes nothing: no
+// update, and the buffers its forward pass moved (BatchNorm's running statistics) are put back;
+// it counts in progress().skipped and in the metrics.csv column `skipped` (train rows: the
+// window's skipped steps), and the epoch's summary line says how many; more than
+// run.max_skipped_steps in a row stop the run with an Error. A skipped step still counts as a
+// step (the schedule and the logging follow the batches); its loss and accuracy are left out of
+// the train rows' means.
 #pragma once
 
 #include <cstdint>
@@ -143,6 +161,13 @@ std::string default_run_dir(const std::string& model_spec);
 // subcommand that would continue an existing run, for the message.
 void check_new_run_dir(const std::string& dir, const std::string& command = "train");
 
+// Asks every Trainer of the process to stop at its next step boundary (see the top of this file).
+// Safe to call from a signal handler: it stores to a lock-free atomic flag and nothing else.
+void request_stop() noexcept;
+bool stop_requested() noexcept;
+// Forgets a request (a program that trains again after a stop, and tests).
+void clear_stop_request() noexcept;
+
 class Trainer {
 public:
     // Builds the loaders and the optimizer, and runs a trial batch of the training and the
@@ -165,8 +190,10 @@ public:
     // already done run.epochs epochs.
     void resume(const std::string& run_dir);
     // Trains until epoch `until_epoch` (1-based, inclusive, pre-stage epochs included; 0: all of
-    // them) is done.
+    // them) is done, or until a stop request (then stopped() is true).
     const TrainProgress& run(std::int64_t until_epoch = 0);
+    // Whether the last run() ended early for a stop request; last.safetensors then holds where.
+    bool stopped() const { return stopped_; }
     // Pre-stage plus main-stage epochs.
     std::int64_t total_epochs() const { return addons_.pre_stage_epochs + config_.run.epochs; }
 
@@ -180,7 +207,11 @@ public:
     const EvalResult& last_test() const { return last_test_; }
 
 private:
-    void train_epoch(std::int64_t epoch);
+    bool train_epoch(std::int64_t epoch);  // false: stopped part way (a checkpoint holds where)
+    void train_step(std::int64_t epoch, const Batch& batch);
+    void on_nonfinite_step(std::int64_t epoch, double loss, double grad_norm);
+    void write_train_row(std::int64_t epoch);
+    void save_stop_checkpoint();
     std::vector<std::string> metrics_columns() const;
     std::string stage_of(std::int64_t epoch) const;  // "pre" or "main"
     void finish_epoch(std::int64_t epoch, double train_loss, double train_seconds,
@@ -205,6 +236,8 @@ private:
     ProgressPrinter printer_{nullptr, false, 1};
     double seconds_at_start_ = 0;  // progress_.seconds when run() began
     std::int64_t clock_start_ns_ = 0;
+    bool stopped_ = false;
+    std::string checkpoint_note_;  // the last good checkpoint and where it stands, for messages
 };
 
 }  // namespace retort

@@ -102,7 +102,7 @@ const ModelEntry& find_model(const std::string& name) {
     fail("unknown model '", name, "'; valid models: ", list);
 }
 
-std::shared_ptr<Model> create_model(const std::string& spec) {
+ResolvedModelSpec resolve_model_spec(const std::string& spec) {
     ModelSpec parsed = parse_model_spec(spec);
     const ModelEntry& entry = find_model(parsed.name);
     std::map<std::string, std::string> values;
@@ -115,7 +115,12 @@ std::shared_ptr<Model> create_model(const std::string& spec) {
         }
         values[key] = value;
     }
-    return entry.make(ModelConfig(entry.name, std::move(values)));
+    return {entry, ModelConfig(entry.name, std::move(values))};
+}
+
+std::shared_ptr<Model> create_model(const std::string& spec) {
+    const ResolvedModelSpec resolved = resolve_model_spec(spec);
+    return resolved.entry.make(resolved.config);
 }
 
 }  // namespace retort

@@ -54,6 +54,14 @@ const std::vector<ModelEntry>& model_registry();
 const ModelEntry& find_model(const std::string& name);  // an Error listing the names if unknown
 std::shared_ptr<Model> create_model(const std::string& spec);
 
+// What create_model checks before it builds anything: the spec's syntax, the model name and the
+// key names. The entry's factory then reads and range-checks the values from `config`.
+struct ResolvedModelSpec {
+    const ModelEntry& entry;
+    ModelConfig config;  // every key of the entry, the given values over the defaults
+};
+ResolvedModelSpec resolve_model_spec(const std::string& spec);
+
 // The families (one file each under models/).
 std::vector<ModelEntry> resnet_family();        // torchvision ResNets
 std::vector<ModelEntry> cifar_resnet_family();  // RepDistiller's CIFAR ResNets and WRNs

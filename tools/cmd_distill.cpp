@@ -46,7 +46,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <set>
 
@@ -56,6 +55,7 @@
 #include "distill/metrics_csv.h"
 #include "distill/mutual_learning.h"
 #include "distill/self_distillation.h"
+#include "engine/io/atomic_file.h"
 #include "engine/io/json.h"
 #include "tools/commands.h"
 #include "tools/options.h"
@@ -142,7 +142,9 @@ Outcome born_again(const RunRequest& request, const DistillConfig& dc) {
     const GenerationRunner runner = [&](const GenerationJob& job) {
         std::printf("== %s\n", job.lines.c_str());
         std::fflush(stdout);
-        run_trainer(job.trainer, job.model, run.data(), dc.train, RunRequest{job.config, job.dir, job.resume});
+        // A stopped generation continues with the whole run: --resume takes its root.
+        run_trainer(job.trainer, job.model, run.data(), dc.train,
+                    RunRequest{job.config, job.dir, job.resume, "distill", request.run_dir});
     };
     const BornAgainSummary summary =
         request.resuming ? run.resume(request.run_dir, runner) : run.start(request.run_dir, runner);
@@ -245,18 +247,6 @@ json::Value json_number(double v) { return std::isfinite(v) ? json::Value(v) : j
 
 std::string plus_minus(const MeanStd& m) { return percent(m.mean) + " ± " + percent(m.std); }
 
-// Writes text to path through a temporary file and a rename.
-void write_atomically(const std::string& path, const std::string& text) {
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << text;
-        out.flush();
-        require(out.good(), "cannot write ", tmp);
-    }
-    fs::rename(tmp, path);
-}
-
 json::Object stats_json(const MeanStd& m) {
     return json::Object{{"mean", json_number(m.mean)},
                         {"std", json_number(m.std)},
@@ -319,7 +309,7 @@ void write_summary(const std::string& dir, const std::vector<Outcome>& runs) {
                           " at its best validation epoch, ", plus_minus(s.last), " at the last\n");
     }
     if (peers > 0) summary.push_back({"peers", peer_stats});
-    write_atomically((fs::path(dir) / "summary.json").string(), json::dump(summary) + "\n");
+    write_file_atomically((fs::path(dir) / "summary.json").string(), json::dump(summary) + "\n");
 
     std::string md = cat("# ", dir, "\n\nTest top-1 (%) over ", runs.size(),
                          " seeds, mean ± sample standard deviation:\n\n",
@@ -332,7 +322,7 @@ void write_summary(const std::string& dir, const std::vector<Outcome>& runs) {
     for (const Outcome& o : runs)
         md += cat("| ", o.seed, " | ", o.best_epoch, " | ", percent(o.best_val_top1), " | ",
                   percent(o.best_test_top1), " | ", percent(o.last_test_top1), " |\n");
-    write_atomically((fs::path(dir) / "summary.md").string(), md);
+    write_file_atomically((fs::path(dir) / "summary.md").string(), md);
     std::printf("seeds: test top1 %s at the best epoch, %s at the last; wrote %s/summary.{json,md}\n",
                 plus_minus(b).c_str(), plus_minus(l).c_str(), dir.c_str());
     for (std::size_t k = 1; k <= peers; ++k) {
@@ -402,7 +392,7 @@ bool prepare_born_again_resume(const RunCommand& command, const Options& options
     apply_resume_overrides(config, resume_overrides, allowed);
     config.set("run.dir", dir, "--resume");
     command.check(config);
-    request = RunRequest{config, dir, true};
+    request = RunRequest{config, dir, true, "distill", ""};
     return true;
 }
 

@@ -11,13 +11,11 @@
 #include "tools/plot_canvas.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <unistd.h>
 
 #include "engine/error.h"
+#include "engine/io/atomic_file.h"
 
 #ifdef RETORT_HAVE_STB
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -374,20 +372,10 @@ std::vector<std::uint8_t> encode_png(const Canvas& canvas) {
 
 void write_png(const Canvas& canvas, const std::string& path) {
     const std::vector<std::uint8_t> png = encode_png(canvas);
-    const std::string temp = path + ".tmp." + std::to_string(::getpid());
-    std::FILE* file = std::fopen(temp.c_str(), "wb");
-    if (!file) fail("plot: cannot create '", temp, "': ", std::strerror(errno));
-    const bool written = std::fwrite(png.data(), 1, png.size(), file) == png.size();
-    const int write_errno = errno;
-    const bool closed = std::fclose(file) == 0;
-    if (!written || !closed) {
-        std::remove(temp.c_str());
-        fail("plot: cannot write '", temp, "': ", std::strerror(written ? errno : write_errno));
-    }
-    if (std::rename(temp.c_str(), path.c_str()) != 0) {
-        const int rename_errno = errno;
-        std::remove(temp.c_str());
-        fail("plot: cannot rename '", temp, "' to '", path, "': ", std::strerror(rename_errno));
+    try {
+        write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
+    } catch (const Error& e) {
+        fail("plot: ", e.what());
     }
 }
 

@@ -69,8 +69,8 @@ private:
 bool can_write_png();
 // The canvas as a PNG file's bytes. Throws a retort::Error when built without stb.
 std::vector<std::uint8_t> encode_png(const Canvas& canvas);
-// Writes the PNG under a temporary name beside `path` and renames it into place, so `path` is
-// either untouched or the whole image.
+// Writes the PNG through write_file_atomically (engine/io/atomic_file.h), so `path` is either
+// untouched or the whole image.
 void write_png(const Canvas& canvas, const std::string& path);
 
 }  // namespace retort::cli

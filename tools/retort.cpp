@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "distill/trainer.h"
 #include "engine/error.h"
 #include "tools/commands.h"
+#include "tools/training_run.h"
 
 namespace {
 
@@ -53,7 +55,12 @@ int main(int argc, char** argv) {
     for (const retort::cli::Command& c : retort::cli::commands()) {
         if (args[0] != c.name) continue;
         try {
-            return c.run(std::vector<std::string>(args.begin() + 1, args.end()));
+            const int status = c.run(std::vector<std::string>(args.begin() + 1, args.end()));
+            // A signal that came as the run finished anyway: the work is done, but the caller
+            // asked to interrupt and learns that it arrived.
+            return retort::stop_requested() ? retort::cli::interrupted_exit_status() : status;
+        } catch (const retort::cli::RunInterrupted& stop) {
+            return stop.exit_status;  // run_trainer said where it stopped and how to continue
         } catch (const retort::Error& e) {
             std::fprintf(stderr, "retort %s: error: %s\n", c.name, e.what());
             return 1;

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
@@ -13,6 +14,42 @@ namespace retort::cli {
 namespace {
 
 namespace fs = std::filesystem;
+
+volatile std::sig_atomic_t stop_signal = 0;  // the signal that asked for the stop
+
+// Only async-signal-safe calls here: a lock-free atomic store, write(2), _exit(2).
+extern "C" void on_stop_signal(int signal) {
+    if (stop_requested()) ::_exit(128 + signal);  // the second one: at once
+    stop_signal = signal;
+    request_stop();
+    static const char note[] =
+        "\nretort: stopping after this step to save a checkpoint (again to quit at once)\n";
+    const ssize_t ignored = ::write(STDERR_FILENO, note, sizeof note - 1);
+    (void)ignored;
+}
+
+// SIGINT and SIGTERM ask the trainer to stop while it runs; the handlers that were there before
+// come back afterwards, so the rest of the program stops on a signal as usual.
+class StopSignals {
+public:
+    StopSignals() {
+        struct sigaction action {};
+        action.sa_handler = on_stop_signal;
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = SA_RESTART;  // a read in the data loader goes on rather than failing
+        ::sigaction(SIGINT, &action, &previous_int_);
+        ::sigaction(SIGTERM, &action, &previous_term_);
+    }
+    ~StopSignals() {
+        ::sigaction(SIGINT, &previous_int_, nullptr);
+        ::sigaction(SIGTERM, &previous_term_, nullptr);
+    }
+    StopSignals(const StopSignals&) = delete;
+    StopSignals& operator=(const StopSignals&) = delete;
+
+private:
+    struct sigaction previous_int_ {}, previous_term_ {};
+};
 
 std::string describe_split(const std::shared_ptr<const Dataset>& d) {
     return d && d->size() > 0 ? std::to_string(d->size()) : "0";
@@ -30,7 +67,7 @@ RunRequest prepare_resume(const RunCommand& command, const Options& options,
     require(fs::exists(fs::path(dir) / "last.safetensors"), cmd, ": ", dir,
             " has no last.safetensors: the run saved no checkpoint yet (it saves one at the end "
             "of every epoch)");
-    RunRequest request{command.schema, dir, true};
+    RunRequest request{command.schema, dir, true, command.name, ""};
     request.config.load_file(saved.string());
     std::vector<std::string> resume_overrides = overrides;
     if (!options.get("data").empty()) resume_overrides.push_back("data.path=" + options.get("data"));
@@ -41,6 +78,8 @@ RunRequest prepare_resume(const RunCommand& command, const Options& options,
 }
 
 }  // namespace
+
+int interrupted_exit_status() { return 128 + (stop_signal != 0 ? stop_signal : SIGINT); }
 
 std::vector<OptionSpec> run_options(std::vector<OptionSpec> extra) {
     std::vector<OptionSpec> specs = {
@@ -65,7 +104,7 @@ RunRequest prepare_run(const RunCommand& command, const Options& options,
             ": give --config FILE to start a run, or --resume RUN_DIR to continue one (not both)");
     if (!resume_dir.empty()) return prepare_resume(command, options, overrides);
 
-    RunRequest request{command.schema, "", false};
+    RunRequest request{command.schema, "", false, command.name, ""};
     Config& config = request.config;
     config.load_file(config_path);
     if (!options.get("data").empty()) config.apply_override("data.path=" + options.get("data"));
@@ -82,6 +121,7 @@ RunRequest prepare_run(const RunCommand& command, const Options& options,
 void run_trainer(Trainer& trainer, const Model& model, const DatasetSplits& data,
                 const TrainConfig& tc, const RunRequest& request, const std::string& extra_lines) {
     const std::string& run_dir = request.run_dir;
+    const StopSignals signals;  // from here on, files are being written: stop at a step boundary
     if (request.resuming) {
         trainer.resume(run_dir);
         request.config.save((fs::path(run_dir) / "config").string());  // records any --set run.epochs
@@ -97,15 +137,23 @@ void run_trainer(Trainer& trainer, const Model& model, const DatasetSplits& data
                 static_cast<long long>(tc.data.batch_size));
     if (!extra_lines.empty()) std::printf("%s\n", extra_lines.c_str());
     if (request.resuming)
-        std::printf("resuming %s after epoch %lld (step %lld)\n", run_dir.c_str(),
-                    static_cast<long long>(trainer.progress().epoch),
-                    static_cast<long long>(trainer.progress().step));
+        std::printf("resuming %s %s\n", run_dir.c_str(), describe_position(trainer.progress()).c_str());
     else
         std::printf("run directory: %s\n", run_dir.c_str());
     std::fflush(stdout);
 
     trainer.set_console(stdout, ::isatty(STDOUT_FILENO) == 1);
     const TrainProgress& p = trainer.run();
+    if (trainer.stopped()) {
+        const int signal = stop_signal != 0 ? stop_signal : SIGINT;
+        const std::string resume = request.resume_dir.empty() ? run_dir : request.resume_dir;
+        std::printf("interrupted (%s): stopped %s; the checkpoint %s/last.safetensors holds it\n"
+                    "continue with: retort %s --resume %s\n",
+                    signal == SIGTERM ? "SIGTERM" : signal == SIGINT ? "SIGINT" : "stop request",
+                    describe_position(p).c_str(), run_dir.c_str(), request.command.c_str(), resume.c_str());
+        std::fflush(stdout);
+        throw RunInterrupted{interrupted_exit_status()};
+    }
     std::printf("done: %lld epoch%s in %.1f s", static_cast<long long>(p.epoch),
                 p.epoch == 1 ? "" : "s", p.seconds);
     if (p.best_top1 >= 0)

@@ -9,6 +9,13 @@
 // and must be new or empty. A resumed run reads RUN_DIR/config; --set may change only the keys
 // the command allows (they do not change what is computed), and RUN_DIR must hold the
 // last.safetensors of an earlier epoch.
+//
+// While the trainer runs, SIGINT (Ctrl-C) and SIGTERM ask it to stop at the next step boundary:
+// it saves last.safetensors there (a mid-epoch checkpoint that resumes exactly, see
+// distill/trainer.h), run_trainer prints where it stopped and how to continue, and the command
+// exits with 128 + the signal (130 for SIGINT, 143 for SIGTERM), as a shell reports a process the
+// signal ended. A second signal ends the process at once: the checkpoint on disk is then the
+// previous one, whole (every file is written atomically).
 #pragma once
 
 #include <functional>
@@ -34,7 +41,17 @@ struct RunRequest {
     Config config;        // resolved: the file (or the saved config) with the overrides
     std::string run_dir;
     bool resuming = false;
+    std::string command = "train";  // for the resume hint after a stop
+    std::string resume_dir;         // what --resume takes to continue (""; run_dir)
 };
+
+// Thrown by run_trainer when a signal stopped the run, after the checkpoint is saved and the
+// resume hint printed; main() returns exit_status.
+struct RunInterrupted {
+    int exit_status;  // 128 + the signal
+};
+// 128 + the signal that asked for the stop (130 if the request came from elsewhere).
+int interrupted_exit_status();
 
 // The options of a run command: --config, --out, --data, --resume, then `extra`.
 std::vector<OptionSpec> run_options(std::vector<OptionSpec> extra = {});
@@ -47,7 +64,8 @@ RunRequest prepare_run(const RunCommand& command, const Options& options,
 
 // Starts (or resumes) the run in request.run_dir, prints what runs where (the model, the data,
 // `extra_lines`, the run directory or the resume point), trains to the end, and prints the
-// result. The trainer then holds the outcome (progress(), last_test()).
+// result. The trainer then holds the outcome (progress(), last_test()). Throws RunInterrupted if
+// a signal stopped it.
 void run_trainer(Trainer& trainer, const Model& model, const DatasetSplits& data,
                 const TrainConfig& config, const RunRequest& request,
                 const std::string& extra_lines = "");

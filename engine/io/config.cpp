@@ -9,12 +9,12 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "engine/error.h"
+#include "engine/io/atomic_file.h"
 
 namespace retort {
 
@@ -27,15 +27,26 @@ std::string trim(const std::string& s) {
     return s.substr(begin, s.find_last_not_of(space) - begin + 1);
 }
 
-// Cuts a line at its comment: a '#' at the start or after a space or tab, outside double quotes.
-std::string strip_comment(const std::string& line) {
-    bool quoted = false;
-    for (std::size_t i = 0; i < line.size(); ++i) {
-        if (line[i] == '"') quoted = !quoted;
-        if (line[i] == '#' && !quoted && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t'))
-            return line.substr(0, i);
+// Cuts text at its comment: a '#' at the start or after a space or tab.
+std::string strip_comment(const std::string& text) {
+    for (std::size_t i = 0; i < text.size(); ++i)
+        if (text[i] == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t'))
+            return text.substr(0, i);
+    return text;
+}
+
+// The value of an assignment from the text after its '='. A value in double quotes runs to the
+// last double quote of the line, so it may hold any '#' and '"' (only a comment may follow it);
+// any other value ends where its comment starts. (Matching quotes in pairs across the line
+// instead leaves values that no text reads back as: x" #y, for one.)
+std::string parse_value(const std::string& text) {
+    const std::string rest = trim(text);
+    if (rest.size() >= 2 && rest.front() == '"') {
+        const std::size_t close = rest.rfind('"');
+        const std::string after = trim(rest.substr(close + 1));
+        if (close > 0 && (after.empty() || after.front() == '#')) return rest.substr(1, close - 1);
     }
-    return line;
+    return trim(strip_comment(rest));
 }
 
 std::string unquote(const std::string& value) {
@@ -269,7 +280,10 @@ void Config::parse(const std::string& text, const std::string& source) {
     std::map<std::string, int> seen_at;  // "section.key" -> line, within this text
     for (int line_no = 1; std::getline(in, raw); ++line_no) {
         const std::string where = cat(source, ":", line_no);
-        const std::string line = trim(strip_comment(raw));
+        // `line` without its comment is enough for everything but a quoted value (which may
+        // hold " #"); the value is read from the whole line
+        const std::string whole = trim(raw);
+        const std::string line = trim(strip_comment(whole));
         if (line.empty()) continue;
         if (line.front() == '[') {
             require(line.back() == ']', where, ": a section header looks like [name], got '", line, "'");
@@ -287,7 +301,7 @@ void Config::parse(const std::string& text, const std::string& source) {
         if (auto it = seen_at.find(name); it != seen_at.end())
             fail(where, ": ", name, " is given twice (first at line ", it->second, ")");
         seen_at[name] = line_no;
-        set(name, unquote(trim(line.substr(eq + 1))), where);
+        set(name, parse_value(whole.substr(eq + 1)), where);
     }
 }
 
@@ -366,17 +380,7 @@ std::string Config::str() const {
 }
 
 void Config::save(const std::string& path) const {
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << str();
-        out.flush();
-        if (!out.good()) {
-            std::remove(tmp.c_str());
-            fail("cannot write config file ", path);
-        }
-    }
-    require(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot write config file ", path);
+    write_file_atomically(path, str());
 }
 
 std::string Config::reference() const {

@@ -10,7 +10,9 @@
 //     [data]
 //     train_transforms = "random_crop:padding=4; flip"    # quotes are optional, and kept out
 //
-// Whitespace around sections, keys and values is trimmed. Values are typed: int (64-bit, no
+// A value in double quotes runs to the last double quote of its line, so it may hold '#' and '"';
+// str() quotes every value that needs it, so what it writes reads back unchanged. Whitespace
+// around sections, keys and values is trimmed. Values are typed: int (64-bit, no
 // exponent), double (finite: nan and inf are refused), bool (true/false/1/0/yes/no/on/off),
 // string (any text; a key may restrict it to a list of words). Overrides take the form
 // "section.key=value" (the CLI's --set) and are applied after the file.
