@@ -6,11 +6,11 @@
 // so another part of retort may include its own copy without clashing symbols. Only the PNG, JPEG
 // and BMP decoders are compiled, and stb never opens files: retort reads the bytes (with a size
 // limit) and stb parses memory. stb keeps its failure reason per thread, so get() may run on the
-// loader's worker threads at once. Each buffer passes data/jpeg_check.h before stb reads it, which
-// keeps a known memory-safety defect of this stb version out of reach; the size its header
-// declares is checked against retort's limits, and against the file's length, before stb reads
-// it; a PNG's empty IDAT chunks, which this stb mishandles, are dropped. stb is otherwise trusted
-// to fail cleanly on damaged files (the tests and tools/fuzz/fuzz_image check that it does here).
+// loader's worker threads at once. This stb version (2.27) has memory-safety defects that a
+// hostile file can reach, so every buffer is checked before stb reads it: the JPEG walk of
+// data/jpeg_check.h, the size the header declares (against retort's limits and against the file's
+// length), and a PNG's chunks (png_for_stb below). stb is otherwise trusted to fail cleanly on
+// damaged files (the tests and tools/fuzz/fuzz_image check that it does here).
 #include "data/image_folder.h"
 
 #include <algorithm>
@@ -94,28 +94,42 @@ bool is_png(std::span<const unsigned char> b) {
     return b.size() >= 8 && std::equal(kPngSignature, kPngSignature + 8, b.data());
 }
 
-// stb_image 2.27 gathers a PNG's IDAT chunks into a buffer it allocates on the first non-empty
-// one; an empty IDAT chunk before that makes it copy zero bytes into the buffer it has not
-// allocated (memcpy to a null pointer: undefined behaviour, found by fuzzing). An empty IDAT chunk
-// holds nothing, so a copy of the file without such chunks decodes to the same image. Returns
-// nullopt when there is none, which is nearly always: then nothing is copied. The first chunk
-// stays whatever it is (stb refuses a file that does not start with IHDR).
-std::optional<std::vector<unsigned char>> without_empty_idat_chunks(
-    std::span<const unsigned char> b) {
+// A PNG's chunks, walked before stb_image 2.27 decodes them, for two of its defects (both found
+// by fuzzing):
+//  - it grows its buffer for the image data to fit each IDAT chunk's declared length before it
+//    reads the chunk, so a chunk that claims 2 GB in a file of a hundred bytes makes it allocate
+//    2 GB. A chunk that runs past the end of the file is refused here (stb would fail on it
+//    anyway, after the allocation).
+//  - an empty IDAT chunk before the first non-empty one makes it copy zero bytes to the buffer it
+//    has not allocated yet (memcpy to a null pointer: undefined behaviour). An empty IDAT chunk
+//    holds nothing, so such chunks are dropped from a copy of the file, which decodes to the same
+//    image. The first chunk stays whatever it is (stb refuses a file that does not start with
+//    IHDR).
+// Returns the copy, or nullopt when the file can go to stb as it is (nearly always).
+std::optional<std::vector<unsigned char>> png_for_stb(std::span<const unsigned char> b,
+                                                      const std::string& label) {
     if (!is_png(b)) return std::nullopt;
     std::vector<unsigned char> out;
     std::size_t pos = 8, copied = 0;  // b[0, copied) is in `out` or dropped
     bool dropped = false;
     while (pos + 8 <= b.size()) {  // length, type, data, CRC
-        const std::uint64_t end = pos + 12 + std::uint64_t{u32_be(b.data() + pos)};
-        const bool empty_idat =
-            end == pos + 12 && std::equal(b.data() + pos + 4, b.data() + pos + 8, "IDAT");
-        if (pos > 8 && empty_idat) {
+        const std::uint32_t length = u32_be(b.data() + pos);
+        const std::string type(b.begin() + pos + 4, b.begin() + pos + 8);
+        const std::uint64_t end = pos + 12 + std::uint64_t{length};
+        if (type == "IEND") break;
+        if (end > b.size()) {
+            const bool named = std::all_of(type.begin(), type.end(), [](char c) {
+                return std::isalpha(static_cast<unsigned char>(c)) != 0;
+            });
+            fail(label, ": the PNG chunk ", named ? "'" + type + "' " : "", "at byte ", pos, " (",
+                 length, " bytes of data) runs past the end of the file; it is truncated or "
+                 "corrupt");
+        }
+        if (pos > 8 && length == 0 && type == "IDAT") {
             out.insert(out.end(), b.begin() + copied, b.begin() + pos);
-            copied = static_cast<std::size_t>(std::min<std::uint64_t>(end, b.size()));
+            copied = static_cast<std::size_t>(end);
             dropped = true;
         }
-        if (end >= b.size()) break;
         pos = static_cast<std::size_t>(end);
     }
     if (!dropped) return std::nullopt;
@@ -132,8 +146,9 @@ struct Declared {
 // stb refuses some huge sizes itself, with a message that names no limit ("Image too large to
 // decode"), and one BMP height makes stb's own arithmetic undefined (-2^31, which it negates).
 // Reading the size first means every size above retort's limits is refused with retort's message,
-// and such sizes never reach stb. Unknown formats are left to stb.
-Declared declared_size(std::span<const unsigned char> b) {
+// and such sizes never reach stb. A JPEG's size comes from `jpeg`, the walk of data/jpeg_check.h;
+// other formats are left to stb.
+Declared declared_size(std::span<const unsigned char> b, const JpegInspection& jpeg) {
     Declared d;
     if (b.size() >= 24 && is_png(b) && std::equal(b.data() + 12, b.data() + 16, "IHDR")) {
         d = {Declared::Format::png, u32_be(b.data() + 16), u32_be(b.data() + 20)};
@@ -147,8 +162,8 @@ Declared declared_size(std::span<const unsigned char> b) {
             const auto signed_height = static_cast<std::int32_t>(u32_le(b.data() + 22));
             d.height = std::abs(static_cast<std::int64_t>(signed_height));
         }
-    } else if (jpeg_frame_size(b.data(), b.size(), d.width, d.height)) {
-        d.format = Declared::Format::jpeg;
+    } else if (jpeg.has_frame) {
+        d = {Declared::Format::jpeg, jpeg.width, jpeg.height};
     }
     return d;
 }
@@ -188,14 +203,19 @@ void check_size(std::int64_t w, std::int64_t h, const std::string& label) {
 
 // The header of an encoded image: `bytes` is the file or its start, `file_bytes` the whole file's
 // size. Returns false when stb cannot parse even the header (the caller may retry with more
-// bytes). Every buffer goes through the JPEG check and the declared size checks before stb sees
-// it.
+// bytes). Every buffer goes through the JPEG checks (data/jpeg_check.h) and the declared size
+// checks before stb sees it.
 bool parse_header(std::span<const unsigned char> bytes, std::uint64_t file_bytes, ImageInfo& info,
                   const std::string& label) {
-    if (!jpeg_huffman_tables_fit(bytes.data(), bytes.size()))
+    const JpegInspection jpeg = inspect_jpeg(bytes.data(), bytes.size());
+    if (!jpeg.huffman_tables_fit)
         fail(label,
              ": a Huffman table of this JPEG declares more than 256 symbols; the file is corrupt");
-    const Declared declared = declared_size(bytes);
+    if (!jpeg.scan_tables_defined)
+        fail(label, ": a scan of this JPEG decodes with a Huffman table the file does not define; ",
+             "the file is corrupt, or relies on the standard tables as Motion JPEG frames do, ",
+             "which retort does not read");
+    const Declared declared = declared_size(bytes, jpeg);
     if (declared.format != Declared::Format::unknown) {
         check_size(declared.width, declared.height, label);
         check_enough_data(declared, file_bytes, label);
@@ -355,7 +375,7 @@ Tensor decode_image_bytes(std::span<const unsigned char> bytes, int channels,
     require(channels >= 1 && channels <= 4, label, ": cannot decode to ", channels,
             " channels; 1 to 4 are possible");
     const ImageInfo info = image_info_from_bytes(bytes, label);
-    const std::optional<std::vector<unsigned char>> cleaned = without_empty_idat_chunks(bytes);
+    const std::optional<std::vector<unsigned char>> cleaned = png_for_stb(bytes, label);
     const std::span<const unsigned char> for_stb =
         cleaned ? std::span<const unsigned char>(*cleaned) : bytes;
     int w = 0, h = 0, file_channels = 0;

@@ -21,6 +21,7 @@
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "data/image_folder.h"
+#include "data/jpeg_check.h"
 #include "data/transforms.h"
 #include "distill/distill_config.h"
 #include "distill/train_config.h"
@@ -613,7 +614,7 @@ TEST_CASE("hostile inputs: each fuzz seed loads when named valid and is refused 
 TEST_CASE("hostile inputs: fuzz finding, a PNG whose first IDAT chunk is empty") {
     // stb_image copied the empty chunk to a buffer it had not allocated (memcpy to a null
     // pointer, reported by UndefinedBehaviorSanitizer). Such chunks are dropped before stb reads
-    // the file: this one is left with no image data, a clean error.
+    // the file. This one (cut short by the fuzzer after its type) is refused as truncated.
     if (!image_folder_supported()) {
         MESSAGE("built without stb_image: image cases skipped");
         return;
@@ -621,7 +622,16 @@ TEST_CASE("hostile inputs: fuzz finding, a PNG whose first IDAT chunk is empty")
     const Bytes found = read_file(kCorpus / "regressions/fuzz_image-empty-first-idat.png");
     CHECK(image_info_from_bytes(found, "found.png").width == 4);
     CHECK_THROWS_WITH_AS(decode_image_bytes(found, 1, "found.png"),
-                         Contains("found.png: cannot decode the image"), Error);
+                         Contains("found.png: the PNG chunk 'IDAT' at byte 33 (0 bytes of data) "
+                                  "runs past the end of the file"),
+                         Error);
+    // whole, with its CRC and an IEND chunk, it is a PNG without image data: stb refuses it
+    Bytes whole = found;
+    const Bytes crc_and_iend = {0x35, 0xAF, 0x06, 0x1E, 0,   0,    0,    0,
+                                'I',  'E',  'N',  'D',  0xAE, 0x42, 0x60, 0x82};
+    whole.insert(whole.end(), crc_and_iend.begin(), crc_and_iend.end());
+    CHECK_THROWS_WITH_AS(decode_image_bytes(whole, 1, "whole.png"),
+                         Contains("whole.png: cannot decode the image"), Error);
 
     // an empty IDAT chunk in a valid file changes nothing of its image
     const Bytes png = read_file(kCorpus / "fuzz_image/valid-grey.png");
@@ -691,4 +701,59 @@ TEST_CASE("hostile inputs: fuzz finding, a 736-byte JPEG that declares 10505 x 2
     write_file(dir / "train/a/found.jpg", found);
     CHECK_THROWS_WITH_AS(ImageFolderDataset(dir / "train", "train", {"a"}),
                          Contains("found.jpg': the file is 736 bytes, too few"), Error);
+}
+
+TEST_CASE("hostile inputs: fuzz finding, a JPEG scan that decodes with a Huffman table never defined") {
+    // stb searched the table it never built (uninitialized memory) and read past the end of its
+    // array of code lengths (UndefinedBehaviorSanitizer: index 18 out of bounds). The walk of
+    // data/jpeg_check.h now follows which tables each scan uses and refuses the file first.
+    if (!image_folder_supported()) {
+        MESSAGE("built without stb_image: image cases skipped");
+        return;
+    }
+    const std::string expected =
+        "a scan of this JPEG decodes with a Huffman table the file does not define";
+    const Bytes found =
+        read_file(kCorpus / "regressions/fuzz_image-scan-with-undefined-huffman-table.jpg");
+    CHECK_FALSE(inspect_jpeg(found.data(), found.size()).scan_tables_defined);
+    CHECK_THROWS_WITH_AS(decode_image_bytes(found, 3, "found.jpg"), Contains(expected.c_str()),
+                         Error);
+
+    // the same defect made by hand: a valid JPEG (stb_image_write defines tables 0 and 1) whose
+    // scan points its first component at DC and AC tables 2
+    Bytes jpeg = read_file(kCorpus / "fuzz_image/valid-grey.jpg");
+    CHECK(inspect_jpeg(jpeg.data(), jpeg.size()).scan_tables_defined);
+    std::size_t sos = 0;
+    for (std::size_t i = 0; i + 1 < jpeg.size() && sos == 0; ++i)
+        if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xDA) sos = i;
+    REQUIRE(sos > 0);
+    jpeg[sos + 6] = 0x22;  // after marker, length, count and component id: the table selectors
+    CHECK_THROWS_WITH_AS(image_info_from_bytes(jpeg, "tables.jpg"), Contains(expected.c_str()),
+                         Error);
+    // every JPEG seed of the fuzz corpus, progressive included, defines what it uses
+    for (const char* name : {"valid-rgb.jpg", "valid-progressive.jpg"}) {
+        const Bytes seed = read_file(kCorpus / "fuzz_image" / name);
+        CHECK(inspect_jpeg(seed.data(), seed.size()).scan_tables_defined);
+    }
+}
+
+TEST_CASE("hostile inputs: fuzz finding, a PNG chunk that claims more bytes than the file holds") {
+    // stb grew its buffer to the IDAT chunk's declared length (here close to 2 GB) before reading
+    // it: libFuzzer's malloc limit stopped it. Chunks are now measured against the file first.
+    if (!image_folder_supported()) {
+        MESSAGE("built without stb_image: image cases skipped");
+        return;
+    }
+    const Bytes found = read_file(kCorpus / "regressions/fuzz_image-idat-chunk-claims-2-gb.png");
+    CHECK_THROWS_WITH_AS(decode_image_bytes(found, 1, "found.png"),
+                         Contains("runs past the end of the file; it is truncated or corrupt"),
+                         Error);
+    // a valid PNG cut anywhere inside a chunk is refused the same way, before stb reads it
+    const Bytes png = read_file(kCorpus / "fuzz_image/valid-rgba.png");
+    for (std::size_t cut = 41; cut + 12 < png.size(); cut += 7) {  // in IDAT, after its type
+        CAPTURE(cut);
+        CHECK_THROWS_WITH_AS(decode_image_bytes(Bytes(png.begin(), png.begin() + cut), 3, "cut"),
+                             Contains("runs past the end of the file"), Error);
+    }
+    CHECK(decode_image_bytes(png, 4, "whole.png").shape() == Shape{4, 2, 3});
 }

@@ -101,9 +101,9 @@ done
   echo
   echo "tools/fuzz.sh, $(date -u +%Y-%m-%d), clang $("$CLANG" -dumpversion), libFuzzer with"
   echo "AddressSanitizer + UndefinedBehaviorSanitizer; -rss_limit_mb=2048 -timeout=10; one target"
-  echo "at a time on $(nproc) shared cores. *Crashes found*: findings of this run (crash, leak,"
-  echo "timeout, out-of-memory). *Fixed*: earlier findings (tests/fuzz_corpus/regressions/) that"
-  echo "now run clean."
+  echo "at a time on $(nproc) shared cores; each row is the target's latest run. *Crashes found*:"
+  echo "findings of that run (crash, leak, timeout, out-of-memory). *Fixed*: findings of earlier"
+  echo "runs (tests/fuzz_corpus/regressions/, listed below) that now run clean."
   echo
   echo "| target | executions | seconds | crashes found | fixed |"
   echo "| --- | --- | --- | --- | --- |"
