@@ -71,7 +71,7 @@ std::string generation_dir(const std::string& run_dir, std::int64_t generation);
 // What a generation's directory holds now.
 enum class GenerationState {
     absent,      // no directory: not started
-    unstarted,   // a directory without last.safetensors: stopped in its first epoch, starts over
+    unstarted,   // a directory without last.safetensors: killed as it started, starts over
     unfinished,  // a checkpoint of fewer than `epochs` epochs: continues from it
     finished,    // a checkpoint of `epochs` epochs or more
 };

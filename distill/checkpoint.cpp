@@ -136,6 +136,7 @@ std::string describe_position(const TrainProgress& p) {
     if (p.partial.steps > 0)
         return cat("after step ", p.partial.steps, " of epoch ", p.epoch + 1, " (step ", p.step,
                    " of the run)");
+    if (p.step == 0) return "at the start of the run (step 0)";
     return cat("after epoch ", p.epoch, " (step ", p.step, ")");
 }
 

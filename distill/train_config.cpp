@@ -76,6 +76,8 @@ Config train_config_schema() {
                      {"stop", "skip"});
     c.declare_int("run", "max_skipped_steps", 100, 1, kBig,
                   "on_nonfinite = skip: the run stops after this many skipped steps in a row");
+    c.declare_int("run", "checkpoint_every", 0, 0, kBig,
+                  "steps between checkpoints inside an epoch (0: only at each epoch's end)");
     return c;
 }
 
@@ -146,6 +148,7 @@ TrainConfig read_train_config(const Config& c) {
     t.run.eval_batch_size = c.get_int("run.eval_batch_size");
     t.run.skip_nonfinite = c.get_string("run.on_nonfinite") == "skip";
     t.run.max_skipped_steps = c.get_int("run.max_skipped_steps");
+    t.run.checkpoint_every = c.get_int("run.checkpoint_every");
 
     require(t.schedule.warmup_epochs < static_cast<double>(t.run.epochs),
             "schedule.warmup_epochs (", t.schedule.warmup_epochs, ") must be less than run.epochs (",

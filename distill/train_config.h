@@ -41,6 +41,8 @@
 //                               clipping computes it) does: stop the run with the epoch, step,
 //                               value and last good checkpoint, or skip the step (stop)
 //               max_skipped_steps  skip: steps skipped in a row that stop the run, [1, 10^9] (100)
+//               checkpoint_every  steps between checkpoints inside an epoch; 0: only at each
+//                               epoch's end (and the run's start) (0)
 //
 // The schedule runs per optimizer step: epochs given above (warmup, step_size, milestones) are
 // converted to steps with the number of steps per epoch.
@@ -97,6 +99,7 @@ struct TrainConfig {
         std::int64_t eval_batch_size = 256;
         bool skip_nonfinite = false;  // run.on_nonfinite = skip
         std::int64_t max_skipped_steps = 100;
+        std::int64_t checkpoint_every = 0;  // steps; 0: epoch ends only
     } run;
 };
 

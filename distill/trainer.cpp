@@ -421,16 +421,20 @@ void Trainer::start(const std::string& run_dir, const Config& config) {
     config.save((fs::path(run_dir) / "config").string());
     run_dir_ = run_dir;
     progress_ = TrainProgress{};
-    checkpoint_note_ = "none: the run saved no checkpoint yet";
     metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), -1, metrics_columns());
+    seconds_at_start_ = 0;  // run() restarts the clock; this one times the first save
+    clock_start_ns_ = now_ns();
+    // The starting point: resuming from it is starting again with the same seed, so a run killed
+    // before its first epoch ends can be resumed like any other.
+    save_position_checkpoint();
 }
 
 void Trainer::resume(const std::string& run_dir) {
     require(fs::is_directory(run_dir), "no run directory ", run_dir);
     const std::string path = (fs::path(run_dir) / "last.safetensors").string();
     require(fs::exists(path), "run directory ", run_dir,
-            " has no last.safetensors: the run saved no checkpoint yet (it saves one at the end "
-            "of every epoch)");
+            " has no last.safetensors: the run saved no checkpoint yet (it saves one when it "
+            "starts)");
     Checkpoint checkpoint = read_checkpoint(path);
     const std::int64_t pre = addons_.pre_stage_epochs;
     require(checkpoint.progress.epoch < total_epochs(), "the run in ", run_dir,
@@ -512,6 +516,9 @@ bool Trainer::train_epoch(std::int64_t epoch) {
         }
         internal_check(train_loader_->next(batch), "the loader ran out of batches early");
         train_step(epoch, batch);
+        const std::int64_t every = config_.run.checkpoint_every;
+        if (every > 0 && tally.steps % every == 0 && tally.steps < steps_per_epoch_)
+            save_position_checkpoint();
         const double mean_loss = tally.trained > 0 ? tally.loss / tally.trained : kNaN;
         printer_.step(tally.steps, mean_loss, optimizer_->lr(), tally.images - images_before,
                       elapsed() - epoch_start);
@@ -624,12 +631,17 @@ void Trainer::write_train_row(std::int64_t epoch) {
     t.window_steps = t.window_images = t.window_top1 = t.window_top5 = t.window_skipped = 0;
 }
 
-void Trainer::save_stop_checkpoint() {
+void Trainer::save_position_checkpoint() {
     const std::string path = (fs::path(run_dir_) / "last.safetensors").string();
     progress_.seconds = elapsed();
-    metrics_.sync();
+    metrics_.sync();  // the rows first: a checkpoint never outlives the rows before it
     save_checkpoint(path, *model_, *optimizer_, progress_, config_.model, addons_.objectives.get());
     checkpoint_note_ = cat(path, " (", describe_position(progress_), ")");
+}
+
+void Trainer::save_stop_checkpoint() {
+    save_position_checkpoint();
+    const std::string path = (fs::path(run_dir_) / "last.safetensors").string();
     stopped_ = true;
     printer_.message(cat("stopped ", describe_position(progress_), ": saved ", path));
 }

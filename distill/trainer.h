@@ -45,6 +45,11 @@
 // Lifecycle: construct (checks the model against the data with a trial batch; writes nothing),
 // then start() a new run directory or resume() one, then run().
 //
+// Checkpoints: start() saves one of the starting point, so a run killed at any moment (even in
+// its first epoch) leaves a last.safetensors to resume from; then one at each epoch's end, and
+// every run.checkpoint_every steps inside an epoch when that is set. Each is written to a
+// temporary file and renamed over the previous one.
+//
 // Stopping (Ctrl-C): request_stop() asks the loop to stop between two steps. It saves
 // last.safetensors there, with the epoch's progress (checkpoint.h: partial.*), and run() returns
 // with stopped() true; resume() continues from that step exactly as if the run had not stopped
@@ -211,6 +216,7 @@ private:
     void train_step(std::int64_t epoch, const Batch& batch);
     void on_nonfinite_step(std::int64_t epoch, double loss, double grad_norm);
     void write_train_row(std::int64_t epoch);
+    void save_position_checkpoint();  // last.safetensors at the current step
     void save_stop_checkpoint();
     std::vector<std::string> metrics_columns() const;
     std::string stage_of(std::int64_t epoch) const;  // "pre" or "main"

@@ -376,6 +376,62 @@ TEST_CASE("crash safety: stop requests part way through epochs and during an eva
     check_same_run(dir / "straight", dir / "stopped");
 }
 
+TEST_CASE("crash safety: a run saves its starting point and every run.checkpoint_every steps, and resumes from either exactly") {
+    // Resuming only ever happens in a new process, after a kill: here a fresh trainer resumes
+    // from whatever last.safetensors holds, as `retort train --resume` would.
+    Config config = tiny_config({"run.epochs=2", "data.workers=0", "run.checkpoint_every=2",
+                                 "run.log_every=1"});
+    const TrainConfig tc = read_train_config(config);
+    DatasetSplits data = open_data(tc);
+    TempDir dir;
+    {
+        Trainer trainer(tc, build_model(tc), data);
+        trainer.start(dir / "straight", config);
+        trainer.run();
+    }
+    // A trainer that only starts: its checkpoint is the starting point, and resuming from it is
+    // the whole run.
+    {
+        Trainer trainer(tc, build_model(tc), data);
+        trainer.start(dir / "started", config);
+        const Checkpoint c = read_checkpoint(dir / "started/last.safetensors");
+        CHECK(c.progress.step == 0);
+        CHECK(c.progress.epoch == 0);
+        CHECK(describe_position(c.progress) == "at the start of the run (step 0)");
+    }
+    randn({10});  // as in a new process: resume must put the generator back
+    {
+        Trainer trainer(tc, build_model(tc), data);
+        trainer.resume(dir / "started");
+        trainer.run();
+    }
+    check_same_run(dir / "straight", dir / "started");
+
+    // Steps 1..5 of an epoch of 5: checkpoints after steps 2 and 4 inside the epoch (and at its
+    // end). A run cut short after step 3 (run(1) is not it: an exception from the loss is) leaves
+    // the checkpoint of step 2, which resumes to the same end.
+    struct Cut {};
+    {
+        Trainer trainer(tc, build_model(tc), data);
+        trainer.set_loss([](Model& m, const Batch& b, const StepContext& ctx) {
+            if (ctx.step == 8) throw Cut{};  // step 9 of the run: step 4 of epoch 2
+            return classification_loss(m, b, 0);
+        });
+        trainer.start(dir / "cut", config);
+        CHECK_THROWS_AS(trainer.run(), Cut);
+    }
+    const Checkpoint c = read_checkpoint(dir / "cut/last.safetensors");
+    CHECK(c.progress.epoch == 1);
+    CHECK(c.progress.partial.steps == 2);
+    CHECK(c.progress.step == 7);
+    {
+        Trainer trainer(tc, build_model(tc), data);
+        trainer.resume(dir / "cut");
+        trainer.run();
+    }
+    check_same_run(dir / "straight", dir / "cut");
+}
+
 TEST_CASE("crash safety: a checkpoint stopped part way is checked against the run that resumes it") {
     Config config = tiny_config({"run.epochs=2", "data.workers=0"});
     const TrainConfig tc = read_train_config(config);
@@ -464,16 +520,17 @@ TEST_CASE("nonfinite: a NaN or infinite loss stops the run at its step, naming t
     DatasetSplits data = open_data(tc);
     TempDir dir;
 
-    // In the first epoch: no checkpoint yet.
+    // In the first epoch: the checkpoint of the starting point.
     Trainer early(tc, build_model(tc), data);
     early.set_loss(poisoned_loss({1}));
     early.start(dir / "early", config);
     CHECK_THROWS_WITH_AS(early.run(),
-                         Contains("the training loss is nan at epoch 1, step 2 of 5 (step 2 of the "
+                         contains("the training loss is nan at epoch 1, step 2 of 5 (step 2 of the "
                                   "run); the run stops here (run.on_nonfinite = stop); the last good "
-                                  "checkpoint is none: the run saved no checkpoint yet"),
+                                  "checkpoint is " + (dir / "early/last.safetensors") +
+                                  " (at the start of the run (step 0))"),
                          Error);
-    CHECK_FALSE(fs::exists(dir / "early/last.safetensors"));
+    CHECK(read_checkpoint(dir / "early/last.safetensors").progress.step == 0);
 
     // In the second: the checkpoint of epoch 1 is the one to go back to, and it is untouched.
     Trainer later(tc, build_model(tc), data);

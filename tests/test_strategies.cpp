@@ -785,8 +785,8 @@ TEST_CASE("born_again: resumed between and inside generations, nothing finished 
     CHECK(read_text(between + "/gen-1/last.safetensors") == gen1_last);
     for (std::int64_t k = 0; k <= 2; ++k) same_generation(between, k);
 
-    // Inside generations: stopped after generation 1's first epoch, then in generation 2 before
-    // its first checkpoint (a directory with a config and no last.safetensors starts over).
+    // Inside generations: stopped after generation 1's first epoch, then in generation 2 right
+    // after it started.
     struct Stop {};
     const std::string inside = dir / "inside";
     const GenerationRunner stop_in_gen1 = [&](const GenerationJob& job) {
@@ -812,6 +812,11 @@ TEST_CASE("born_again: resumed between and inside generations, nothing finished 
         CHECK_THROWS_AS(run.resume(inside, stop_in_gen2), Stop);
     }
     CHECK(trained == std::vector<std::string>{"gen-1 resumed", "gen-2 started"});
+    // its starting checkpoint is there: generation 2 is resumed from step 0
+    CHECK(generation_state(inside + "/gen-2", 2) == GenerationState::unfinished);
+    CHECK(read_checkpoint(inside + "/gen-2/last.safetensors").progress.step == 0);
+    // killed before that checkpoint was written: a directory with a config only, which starts over
+    fs::remove(inside + "/gen-2/last.safetensors");
     CHECK(generation_state(inside + "/gen-2", 2) == GenerationState::unstarted);
     trained.clear();
     BornAgainSummary summary;

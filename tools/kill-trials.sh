@@ -11,10 +11,11 @@
 #
 # Each trial:
 #   1. starts the run and kills it after a random delay, uniform over the length of an
-#      uninterrupted run (so some kills land before the first checkpoint, some after the last);
-#   2. checks the run directory: last.safetensors must load (`retort eval` on it), or, if the
-#      kill came before the first checkpoint, --resume must refuse with its clear message (the run
-#      is then started again from scratch);
+#      uninterrupted run (so some kills land in the first epoch, some after the last checkpoint);
+#   2. checks the run directory: last.safetensors must load (`retort eval` on it). A run saves
+#      one of its starting point as it starts, so only a kill in the moment between writing the
+#      run directory's config and that first save finds none: --resume must then refuse with its
+#      clear message (the run is started again from scratch);
 #   3. resumes the run to its end;
 #   4. compares it with the uninterrupted run: metrics.csv equal in every column but `seconds`,
 #      best.safetensors equal byte for byte, and last.safetensors equal byte for byte except the
@@ -150,9 +151,9 @@ for (( trial = 1; trial <= trials; ++trial )); do
         # Nothing to continue from: --resume must say so, and the run starts again.
         refusal=$("$retort" "$cmd" --resume "$dir" 2>&1 || true)
         if grep -q "has no last.safetensors: the run saved no checkpoint yet" <<< "$refusal"; then
-            outcome="before the first checkpoint: resume refused (as it should), run again"
+            outcome="before the starting checkpoint: resume refused (as it should), run again"
         else
-            outcome="before the first checkpoint: resume did not refuse clearly"
+            outcome="before the starting checkpoint: resume did not refuse clearly"
         fi
         rm -rf "$dir"
         "$retort" "$cmd" --config "$work/$cmd.cfg" --out "$dir" > "$work/trial-$trial.rerun.log" 2>&1

@@ -65,8 +65,8 @@ RunRequest prepare_resume(const RunCommand& command, const Options& options,
     const fs::path saved = fs::path(dir) / "config";
     require(fs::exists(saved), cmd, ": ", dir, " has no config file: it is not a run directory");
     require(fs::exists(fs::path(dir) / "last.safetensors"), cmd, ": ", dir,
-            " has no last.safetensors: the run saved no checkpoint yet (it saves one at the end "
-            "of every epoch)");
+            " has no last.safetensors: the run saved no checkpoint yet (it saves one when it "
+            "starts)");
     RunRequest request{command.schema, dir, true, command.name, ""};
     request.config.load_file(saved.string());
     std::vector<std::string> resume_overrides = overrides;
