@@ -193,8 +193,9 @@ std::unique_ptr<ByteStream> open_stream(const std::filesystem::path& path,
 #ifdef RETORT_HAVE_ZLIB
     return std::make_unique<GzipStream>(path, label);
 #else
-    fail(label, ": the file is gzip-compressed, but retort was built without zlib; decompress it ",
-         "with gunzip, or install zlib (zlib1g-dev) and rebuild");
+    fail(label, ": the file is gzip-compressed, but retort was built without zlib (RETORT_ZLIB=OFF ",
+         "or RETORT_MINIMAL=ON, or zlib1g-dev missing when it was configured); decompress it with ",
+         "gunzip, or rebuild with zlib1g-dev installed, RETORT_ZLIB=ON and RETORT_MINIMAL=OFF");
 #endif
 }
 
@@ -204,7 +205,8 @@ std::unique_ptr<ByteStream> memory_stream(std::span<const unsigned char> bytes,
 #ifdef RETORT_HAVE_ZLIB
     return std::make_unique<MemoryGzipStream>(bytes, label);
 #else
-    fail(label, ": the data is gzip-compressed, but retort was built without zlib");
+    fail(label, ": the data is gzip-compressed, but retort was built without zlib (RETORT_ZLIB=OFF ",
+         "or RETORT_MINIMAL=ON, or zlib1g-dev missing when it was configured)");
 #endif
 }
 

@@ -290,8 +290,9 @@ Tensor decode_image(const ImageFolderDataset::Image& image, int channels) {
 #else
 
 [[noreturn]] void no_stb() {
-    fail("image folders need stb_image, but retort was built without it; install libstb-dev and "
-         "rebuild");
+    fail("image folders need stb_image, but retort was built without it (RETORT_STB=OFF or "
+         "RETORT_MINIMAL=ON, or libstb-dev missing when it was configured); rebuild with libstb-dev "
+         "installed, RETORT_STB=ON and RETORT_MINIMAL=OFF");
 }
 ImageInfo read_header(const fs::path&) { no_stb(); }
 Tensor decode_image(const ImageFolderDataset::Image&, int) { no_stb(); }

@@ -5,6 +5,11 @@
 // only on `grain`, never on the number of threads. A kernel that writes each output from exactly
 // one chunk, or that combines per-chunk partial results in chunk order, therefore gives the same
 // bits with 1 thread or 64. Every kernel in engine/cpu follows that rule.
+//
+// The threads are OpenMP's when retort is built with it (RETORT_OPENMP, the default), otherwise a
+// small pool of std::thread workers (parallel.cpp), so a compiler-only build still uses every
+// core. Either way a parallel_for inside another one runs serially on its thread, and an exception
+// thrown by fn reaches the caller (the one of the lowest chunk, when several throw).
 #pragma once
 
 #include <algorithm>
@@ -20,6 +25,18 @@ namespace retort {
 
 int num_threads();             // threads the CPU kernels use
 void set_num_threads(int n);   // n >= 1
+
+#ifndef RETORT_HAVE_OPENMP
+namespace detail {
+// The std::thread pool behind parallel_for without OpenMP (parallel.cpp). run_chunks calls
+// chunk(context, c) once for every c in [0, chunks), on the pool's threads and the caller's, and
+// returns when all are done. It returns false, having run nothing, when it cannot use the pool
+// (one thread set, called from a pool thread, or the pool busy with another caller's loop): the
+// caller then runs the chunks itself.
+using ChunkFn = void (*)(void* context, std::int64_t chunk);
+bool run_chunks(std::int64_t chunks, ChunkFn chunk, void* context);
+}  // namespace detail
+#endif
 
 template <class F>
 void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, F&& fn) {
@@ -47,6 +64,16 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, F&& 
         }
         if (error) std::rethrow_exception(error);
         return;
+    }
+#else
+    if (chunks > 1) {
+        auto one_chunk = [&](std::int64_t c) {
+            const std::int64_t b = begin + c * grain;
+            fn(b, std::min(end, b + grain));
+        };
+        using Body = decltype(one_chunk);
+        const detail::ChunkFn call = [](void* body, std::int64_t c) { (*static_cast<Body*>(body))(c); };
+        if (detail::run_chunks(chunks, call, &one_chunk)) return;
     }
 #endif
     for (std::int64_t c = 0; c < chunks; ++c) {

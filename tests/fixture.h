@@ -11,7 +11,7 @@
 #include <sstream>
 #include <string>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 
 namespace retort::testing {
 

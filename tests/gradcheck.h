@@ -13,7 +13,7 @@
 #include <functional>
 #include <vector>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 
 namespace retort::testing {
 

@@ -1,7 +1,11 @@
 // tests/test_autograd.cpp: the graph itself: accumulation, reuse, freeing, NoGradGuard, errors.
 #include <doctest/doctest.h>
 
-#include "engine/retort.h"
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "engine/engine.h"
 #include "tests/gradcheck.h"
 
 using namespace retort;
@@ -116,6 +120,47 @@ TEST_CASE("parallel_for: an exception in a chunk reaches the caller") {
                                           if (b == 37) fail("chunk 37 failed");
                                       }),
                          doctest::Contains("chunk 37 failed"), Error);
+    set_num_threads(before);
+}
+
+TEST_CASE("parallel_for: every chunk runs once, through thread-count changes, nesting and two callers at once") {
+    // Without OpenMP this is the std::thread pool's test: loops posted back to back (a worker
+    // that starts late must still see the first), resized pools, a loop inside a loop, and two
+    // threads of the program calling at the same time.
+    const int before = num_threads();
+    auto run_counted = [](std::int64_t n, std::int64_t grain) {
+        std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+        parallel_for(0, n, grain, [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t i = b; i < e; ++i) ++hits[static_cast<std::size_t>(i)];
+        });
+        for (const auto& h : hits)
+            if (h.load() != 1) return false;
+        return true;
+    };
+    for (int threads : {2, 4, 3, 1, 4}) {
+        set_num_threads(threads);
+        CHECK(num_threads() == threads);
+        for (int repeat = 0; repeat < 200; ++repeat) REQUIRE(run_counted(37, 1 + repeat % 5));
+    }
+    // nested: the inner loops run on their callers' threads, every item once
+    std::vector<std::atomic<int>> grid(16 * 16);
+    parallel_for(0, 16, 1, [&](std::int64_t rb, std::int64_t re) {
+        for (std::int64_t r = rb; r < re; ++r)
+            parallel_for(0, 16, 1, [&](std::int64_t cb, std::int64_t ce) {
+                for (std::int64_t c = cb; c < ce; ++c) ++grid[static_cast<std::size_t>(r * 16 + c)];
+            });
+    });
+    for (const auto& g : grid) CHECK(g.load() == 1);
+    // two callers: whichever does not get the pool runs its loop itself
+    std::atomic<bool> all_good{true};
+    auto caller = [&] {
+        for (int repeat = 0; repeat < 200; ++repeat)
+            if (!run_counted(64, 3)) all_good = false;
+    };
+    std::thread other(caller);
+    caller();
+    other.join();
+    CHECK(all_good.load());
     set_num_threads(before);
 }
 

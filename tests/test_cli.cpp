@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/cli_run.h"
 #include "models/registry.h"
 #include "tests/gradcheck.h"

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "distill/objective.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/cli_run.h"
 #include "tests/gradcheck.h"
 

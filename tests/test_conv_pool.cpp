@@ -9,7 +9,7 @@
 #include <limits>
 #include <tuple>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "engine/cpu_allocator.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 
 using namespace retort;
 

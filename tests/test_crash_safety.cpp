@@ -33,7 +33,7 @@
 #include "distill/trainer.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/cli_run.h"
 
 extern char** environ;

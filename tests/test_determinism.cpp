@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 
 using namespace retort;
 

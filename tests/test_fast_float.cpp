@@ -12,7 +12,7 @@
 
 #include "engine/cpu/wide_unary.h"
 #include "engine/math/fast_float.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 
 using retort::math::exp_f32;
 using retort::math::normal_cdf_f32;

@@ -12,7 +12,7 @@
 #include <numbers>
 #include <string>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 

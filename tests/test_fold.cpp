@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "layers/fold.h"
 #include "models/registry.h"
 

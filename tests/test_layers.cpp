@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "layers/activation.h"
 #include "layers/conv2d.h"
 #include "layers/dropout.h"

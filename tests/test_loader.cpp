@@ -21,7 +21,7 @@
 #include "data/loader_bench.h"
 #include "data/sample_rng.h"
 #include "data/transforms.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 

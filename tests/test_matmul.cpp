@@ -9,7 +9,7 @@
 #include <random>
 
 #include "engine/cpu/gemm.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/gradcheck.h"
 
 using namespace retort;

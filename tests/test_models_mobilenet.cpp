@@ -25,7 +25,7 @@
 #include <cmath>
 #include <string>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "layers/mobile_blocks.h"
 #include "models/registry.h"
 #include "tests/fixture.h"

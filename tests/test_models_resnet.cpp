@@ -27,7 +27,7 @@
 #include <sstream>
 
 #include "engine/io/safetensors.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "models/registry.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"

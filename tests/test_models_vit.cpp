@@ -18,7 +18,7 @@
 #include <cstdint>
 
 #include "engine/io/safetensors.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "layers/attention.h"
 #include "layers/dropout.h"
 #include "layers/vit_blocks.h"

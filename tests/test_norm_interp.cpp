@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 

@@ -13,7 +13,7 @@
 
 #include "distill/objective.h"
 #include "distill/objectives/cnn_vit.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "models/registry.h"
 #include "tests/cli_run.h"
 #include "tests/fixture.h"

@@ -15,7 +15,7 @@
 #include "distill/objective.h"
 #include "distill/objectives/feature_map_common.h"
 #include "distill/objectives/ofd.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 #include "tests/model_check.h"

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "distill/objective.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/gradcheck.h"
 
 using namespace retort;

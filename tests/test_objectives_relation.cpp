@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "distill/objective.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "distill/objective.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "models/registry.h"
 #include "tests/cli_run.h"
 #include "tests/fixture.h"

@@ -16,7 +16,7 @@
 
 #include "distill/checkpoint.h"
 #include "distill/objective.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "models/registry.h"
 #include "tests/cli_run.h"
 #include "tests/fixture.h"

@@ -10,7 +10,7 @@
 #include "engine/optim/clip_grad.h"
 #include "engine/optim/lr_schedule.h"
 #include "engine/optim/sgd.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/fixture.h"
 
 using namespace retort;

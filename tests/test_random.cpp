@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "engine/math/philox.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 
 using namespace retort;
 

@@ -15,7 +15,7 @@
 
 #include "engine/io/json.h"
 #include "engine/io/safetensors.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/fixture.h"
 
 using namespace retort;

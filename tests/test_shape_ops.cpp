@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 

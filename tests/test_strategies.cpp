@@ -23,7 +23,7 @@
 #include "distill/self_distillation.h"
 #include "engine/io/json.h"
 #include "engine/io/safetensors.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "models/registry.h"
 #include "tests/cli_run.h"
 #include "tests/gradcheck.h"

@@ -16,7 +16,7 @@
 #include "data/transforms.h"
 #include "distill/checkpoint.h"
 #include "distill/teacher_cache.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "models/registry.h"
 #include "tests/cli_run.h"
 #include "tests/gradcheck.h"

@@ -4,7 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "distill/objectives/token_grid.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/gradcheck.h"
 
 using namespace retort;

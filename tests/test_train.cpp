@@ -15,7 +15,7 @@
 #include <sstream>
 
 #include "distill/trainer.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tests/cli_run.h"
 #include "models/registry.h"
 

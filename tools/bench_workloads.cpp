@@ -4,7 +4,7 @@
 #include <chrono>
 #include <functional>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "layers/fold.h"
 #include "models/registry.h"
 

@@ -19,7 +19,7 @@
 #include "engine/cpu/fma_peak.h"
 #include "engine/cpu/gemm.h"
 #include "engine/flops.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "models/registry.h"
 #include "tools/bench_report.h"
 #include "tools/bench_workloads.h"

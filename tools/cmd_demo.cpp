@@ -8,7 +8,7 @@
 #include <string>
 
 #include "engine/optim/adamw.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tools/commands.h"
 #include "tools/options.h"
 

@@ -33,7 +33,7 @@
 #include <set>
 
 #include "distill/objective.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "tools/commands.h"
 #include "tools/options.h"
 

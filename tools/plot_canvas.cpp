@@ -365,7 +365,8 @@ std::vector<std::uint8_t> encode_png(const Canvas& canvas) {
     return png;
 #else
     (void)canvas;
-    fail("plot: retort was built without stb (install libstb-dev and rebuild with RETORT_STB=ON), "
+    fail("plot: retort was built without stb (RETORT_STB=OFF or RETORT_MINIMAL=ON, or libstb-dev missing "
+         "when it was configured; rebuild with libstb-dev installed and RETORT_STB=ON), "
          "so it cannot write PNG files");
 #endif
 }

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "distill/checkpoint.h"  // load_model_weights
-#include "engine/retort.h"       // tensors, ops, autograd
+#include "engine/engine.h"       // tensors, ops, autograd
 #include "models/registry.h"     // create_model
 
 int main(int argc, char** argv) {

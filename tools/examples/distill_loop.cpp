@@ -13,7 +13,7 @@
 #include "data/loader.h"
 #include "data/synthetic.h"
 #include "distill/objective.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "models/registry.h"
 
 using namespace retort;

@@ -17,7 +17,7 @@
 #include "distill/objective.h"
 #include "distill/trainer.h"
 #include "distill/checkpoint.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "models/registry.h"
 
 using namespace retort;

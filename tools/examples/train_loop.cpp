@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "layers/activation.h"
 #include "layers/linear.h"
 #include "layers/sequential.h"

@@ -16,7 +16,7 @@
 #include "data/sample_rng.h"
 #include "data/transforms.h"
 #include "engine/error.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 #include "models/registry.h"
 #include "tools/fuzz/fuzz_common.h"
 

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "engine/io/safetensors.h"
-#include "engine/retort.h"
+#include "engine/engine.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
