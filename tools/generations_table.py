@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""tools/generations_table.py: the generations table (markdown) from the run directories of
+tools/generations-table.sh: RUNS/born-again/seed-S/gen-K and RUNS/self-distill/seed-S.
+
+Every number comes from the runs' metrics.csv: the test top-1 at the epoch with the best
+validation top-1 and at the last epoch, and the training time (the `seconds` column of the last
+row). A born-again generation's time is cumulative: generation k needed generations 0..k-1 first.
+Ensembles come from each seed's generations.json. Mean +- sample standard deviation over seeds.
+Standard library only."""
+import argparse
+import csv
+import json
+import pathlib
+import statistics
+
+
+def run_numbers(run_dir):
+    """best-by-val test top-1, last test top-1, seconds of one run directory."""
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    val = {r["epoch"]: float(r["top1"]) for r in rows if r["split"] == "val"}
+    test = {r["epoch"]: float(r["top1"]) for r in rows if r["split"] == "test"}
+    if not test:
+        raise SystemExit(f"{run_dir}: no test rows in metrics.csv (has the run finished an epoch?)")
+    epochs = sorted(test, key=float)
+    best = max(epochs, key=lambda e: (val.get(e, float("-inf")), -float(e)))  # first best
+    return {"best_test": test[best], "last_test": test[epochs[-1]],
+            "seconds": float(rows[-1]["seconds"]), "epochs": float(epochs[-1])}
+
+
+def stats(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None, 0
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None), len(values)
+
+
+def cell(values, digits=2):
+    mean, std, n = stats(values)
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs", type=pathlib.Path)
+    parser.add_argument("--json", type=pathlib.Path)
+    args = parser.parse_args()
+
+    rows = {}  # label -> list over seeds of {"best_test", "last_test", "seconds"}
+    order = []
+
+    def add(label, numbers):
+        if label not in rows:
+            rows[label] = []
+            order.append(label)
+        rows[label].append(numbers)
+
+    for seed_dir in sorted((args.runs / "born-again").glob("seed-*")):
+        gens = sorted(seed_dir.glob("gen-*"), key=lambda p: int(p.name.split("-")[1]))
+        total = 0.0
+        for g in gens:
+            numbers = run_numbers(g)
+            total += numbers["seconds"]
+            k = int(g.name.split("-")[1])
+            label = "plain training (generation 0)" if k == 0 else f"born-again, generation {k}"
+            add(label, dict(numbers, seconds=total))
+        summary_file = seed_dir / "generations.json"
+        if summary_file.exists():
+            summary = json.loads(summary_file.read_text())
+            for e in summary.get("ensembles", []):
+                members = e.get("members", [])
+                label = f"ensemble of generations {members[0]}..{members[-1]}" if members else "ensemble"
+                add(label, {"best_test": e.get("test_top1"), "last_test": e.get("test_top1"),
+                            "seconds": total})
+    for seed_dir in sorted((args.runs / "self-distill").glob("seed-*")):
+        add("self-distillation, one generation", run_numbers(seed_dir))
+
+    print("| resnet8 on Fashion-MNIST | test top-1 at best val epoch | test top-1 at last epoch "
+          "| training time (s, cumulative) | seeds |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for label in order:
+        r = rows[label]
+        print(f"| {label} | {cell([x['best_test'] for x in r])} | {cell([x['last_test'] for x in r])} "
+              f"| {cell([x['seconds'] for x in r], 0)} | {len(r)} |")
+    if args.json:
+        tmp = args.json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(rows, indent=1) + "\n")
+        tmp.replace(args.json)
+
+
+if __name__ == "__main__":
+    main()
