@@ -268,6 +268,37 @@ TEST_CASE("objectives feature_map: gradcheck fitnet (every regressor kind) and a
     check_gradients("at", at, {"p=3"});
 }
 
+TEST_CASE("objectives feature_map: fitnet and at read a ViT's tokens as the map of their patch grid") {
+    // A ViT teacher's tokens (B, 1 + 3*3, C) against a CNN student's 3x3 map: the same loss as
+    // with the teacher's map written out by hand (class token dropped, (B, C, 3, 3)).
+    const Features with_tokens = random_features({{2, 3, 3, 3}}, {{2, 10, 5}}, 41);
+    const Tensor tokens = with_tokens.teachers[0];
+    const Tensor grid = transpose(narrow(tokens, 1, 1, 9), 1, 2).reshape({2, 5, 3, 3});
+    const Features with_map{with_tokens.students, {grid}};
+    for (const char* name : {"fitnet", "at"}) {
+        CAPTURE(name);
+        auto a = create_objective(name, config_for(name), setup_for(with_tokens));
+        auto b = create_objective(name, config_for(name), setup_for(with_map));
+        to_f64(*a);
+        to_f64(*b);
+        const double from_tokens = a->forward(inputs_for(with_tokens.students, with_tokens.teachers)).item();
+        const double from_map = b->forward(inputs_for(with_map.students, with_map.teachers)).item();
+        CHECK(from_tokens > 0);
+        CHECK(from_tokens == from_map);
+    }
+    // tokens on the student's side too, and gradients through the reshaping
+    check_gradients("fitnet", with_tokens);
+    check_gradients("at", with_tokens);
+    check_gradients("at", random_features({{2, 17, 4}}, {{2, 3, 4, 4}}, 42));  // student ViT, 4x4 grid
+    // a token count that is no grid is refused, naming the objective and the side
+    const Features odd = random_features({{2, 3, 3, 3}}, {{2, 7, 5}}, 43);
+    CHECK_THROWS_WITH_AS(create_objective("at", config_for("at"), setup_for(odd)),
+                         doctest::Contains("at: teacher feature 'p0': 7 tokens are neither a square grid"),
+                         Error);
+    CHECK_THROWS_WITH_AS(create_objective("fitnet", config_for("fitnet"), setup_for(odd)),
+                         doctest::Contains("fitnet: the teacher feature: 7 tokens are neither"), Error);
+}
+
 TEST_CASE("objectives feature_map: gradcheck sp, nst and fsp") {
     check_gradients("sp", random_features({{4, 3, 2, 2}, {3, 5}}, {{4, 2, 3, 3}, {3, 7}}, 31));
     check_gradients("sp", random_features({{1, 3}}, {{1, 2}}, 32));
@@ -448,8 +479,8 @@ TEST_CASE("objectives feature_map: errors name the objective, the pair and the s
         create_objective("fitnet", config_for("fitnet"), setup_for(random_features({{2, 3, 4, 2}}, {{2, 5, 2, 2}}, 8))),
         doctest::Contains("fitnet: the regressor chosen from the heights maps 4x2 to 2x1"), Error);
     CHECK_THROWS_WITH_AS(
-        create_objective("fitnet", config_for("fitnet"), setup_for(random_features({{2, 3, 4}}, {{2, 3, 4}}, 9))),
-        doctest::Contains("fitnet: the student feature must be a (B, C, H, W) map, got (2, 3, 4)"), Error);
+        create_objective("fitnet", config_for("fitnet"), setup_for(random_features({{2, 3}}, {{2, 3, 4, 4}}, 9))),
+        doctest::Contains("fitnet: the student feature: expected a map (B, C, H, W) or tokens (B, N, C), got (2, 3)"), Error);
     CHECK_THROWS_WITH_AS(
         create_objective("fsp", config_for("fsp"),
                          setup_for(random_features({{2, 3, 4, 4}, {2, 3, 2, 2}}, {{2, 3, 4, 4}, {2, 5, 2, 2}}, 10))),

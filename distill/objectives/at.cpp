@@ -13,10 +13,14 @@
 // Choices where the references differ or are silent:
 //  - Sizes: when the two maps differ, the larger is adaptive-average-pooled to the smaller's size,
 //    as RepDistiller (which pools to a square of the smaller height; here the smaller H x W).
+//  - A ViT's tokens (B, N, C) are read as the map of their patch grid (token_grid.h: prefix
+//    tokens dropped, (B, C, h, w)), so a ViT teacher or student pairs with a CNN's map; the
+//    attention map is then the grid's. (The references have CNNs on both sides.)
 //  - |f|^p, as the paper's definition, where RepDistiller writes f.pow(p): the same for any even p
 //    (p = 2, the default) and for non-negative (post-ReLU) features.
 // Backward: through pow, mean, normalize and the pooling (ops record their own nodes).
 #include "distill/objectives/feature_map_common.h"
+#include "distill/objectives/token_grid.h"
 #include "engine/ops.h"
 
 namespace retort {
@@ -27,8 +31,8 @@ public:
     AttentionTransfer(const ObjectiveSetup& setup, double p)
         : Objective("AttentionTransfer"), pairs_(setup.pairs.size()), p_(p) {
         for (const auto& pair : setup.pairs) {
-            require_map(pair.student_shape, "at", "student feature '" + pair.name + "'");
-            require_map(pair.teacher_shape, "at", "teacher feature '" + pair.name + "'");
+            feature_map_shape(pair.student_shape, -1, "at: student feature '" + pair.name + "'");
+            feature_map_shape(pair.teacher_shape, -1, "at: teacher feature '" + pair.name + "'");
         }
     }
 
@@ -36,9 +40,9 @@ public:
         check_feature_pairs(in, pairs_, "at");
         Tensor total;
         for (const FeaturePair& pair : in.features) {
-            require_map(pair.student.shape(), "at", "student feature '" + pair.name + "'");
-            require_map(pair.teacher.shape(), "at", "teacher feature '" + pair.name + "'");
-            auto [s, t] = pool_to_common_size(pair.student, pair.teacher, "at", "pair '" + pair.name + "'");
+            const Tensor student = as_feature_map(pair.student, -1, "at: student feature '" + pair.name + "'");
+            const Tensor teacher = as_feature_map(pair.teacher, -1, "at: teacher feature '" + pair.name + "'");
+            auto [s, t] = pool_to_common_size(student, teacher, "at", "pair '" + pair.name + "'");
             Tensor loss = mean(square(attention(s) - attention(t)));
             total = total.defined() ? total + loss : loss;
         }
@@ -62,7 +66,7 @@ ObjectiveEntry at_entry() {
     e.name = "at";
     e.paper = "Zagoruyko & Komodakis 2017, Paying More Attention to Attention";
     e.reference = "RepDistiller (HobbitLong): distiller_zoo/AT.py";
-    e.taps = "one or more feature-map pairs (RepDistiller: layer1, layer2, layer3)";
+    e.taps = "one or more feature-map pairs (RepDistiller: layer1, layer2, layer3); ViT tokens as their patch grid";
     e.defaults = "p=2";
     e.min_pairs = 1;
     e.max_pairs = -1;

@@ -11,7 +11,10 @@
 // (train_student.py --distill hint, hint layer 2).
 //
 // Shapes: B batch, C channels, H x W a feature map; one pair, student (B, sC, sH, sW) and teacher
-// (B, tC, tH, tW) (identity: any equal shapes, token sequences (B, N, C) too).
+// (B, tC, tH, tW) (identity: any equal shapes, token sequences (B, N, C) too). With the conv
+// connector a ViT's tokens (B, N, C) on either side are read as the map of their patch grid
+// (token_grid.h: prefix tokens dropped), so a CNN student can take hints from a ViT teacher, as
+// the FitNet baselines of cross-architecture papers (OFA-KD) do.
 //
 // Stages: stage1_epochs = 0 (default) is RepDistiller's one-stage recipe: forward() is the hint
 // loss. stage1_epochs > 0 is the paper's two-stage recipe: the hint loss alone trains the student
@@ -24,6 +27,7 @@
 // initialized as PyTorch initializes nn.Conv2d / nn.ConvTranspose2d / nn.BatchNorm2d (RepDistiller
 // does not re-initialize them).
 #include "distill/objectives/feature_map_common.h"
+#include "distill/objectives/token_grid.h"
 #include "engine/ops.h"
 
 namespace retort {
@@ -34,9 +38,13 @@ public:
     FitNet(const ObjectiveSetup& setup, const std::string& connector, std::int64_t stage1_epochs)
         : Objective("FitNet"), pair_(setup.pairs.at(0)), stage1_epochs_(stage1_epochs) {
         if (connector == "conv") {
+            as_maps_ = true;
             regressor_ = register_module(
                 "regressor",
-                std::make_shared<ConvReg>(pair_.student_shape, pair_.teacher_shape, true, "fitnet"));
+                std::make_shared<ConvReg>(
+                    feature_map_shape(pair_.student_shape, -1, "fitnet: the student feature"),
+                    feature_map_shape(pair_.teacher_shape, -1, "fitnet: the teacher feature"), true,
+                    "fitnet"));
         } else {
             require(pair_.student_shape == pair_.teacher_shape, "fitnet: connector = identity needs ",
                     "equal student and teacher shapes, got ", shape_str(pair_.student_shape),
@@ -63,13 +71,16 @@ private:
     }
     Tensor hint_loss(const ObjectiveInputs& in) {
         const FeaturePair& p = in.features[0];
-        Tensor hint = regressor_ ? regressor_->forward(p.student) : p.student;
-        return mse_loss(hint, p.teacher);
+        if (!as_maps_) return mse_loss(p.student, p.teacher);
+        const Tensor student = as_feature_map(p.student, -1, "fitnet: the student feature");
+        const Tensor teacher = as_feature_map(p.teacher, -1, "fitnet: the teacher feature");
+        return mse_loss(regressor_->forward(student), teacher);
     }
 
     ObjectiveSetup::Pair pair_;
     std::int64_t stage1_epochs_;
     std::shared_ptr<ConvReg> regressor_;  // null for connector = identity
+    bool as_maps_ = false;                // conv connector: tokens read as maps
 };
 
 }  // namespace
@@ -80,7 +91,7 @@ ObjectiveEntry fitnet_entry() {
     e.default_taps = "layer2";
     e.paper = "Romero et al. 2015, FitNets: Hints for Thin Deep Nets";
     e.reference = "RepDistiller (HobbitLong): distiller_zoo/FitNet.py, models/util.py ConvReg";
-    e.taps = "one feature pair (RepDistiller: layer2, the hint layer)";
+    e.taps = "one feature pair (RepDistiller: layer2, the hint layer); ViT tokens as their patch grid";
     e.defaults = "connector=conv, stage1_epochs=0";
     e.min_pairs = e.max_pairs = 1;
     e.declare = [](Config& c) {

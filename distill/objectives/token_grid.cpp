@@ -49,4 +49,18 @@ Tensor as_feature_map(const Tensor& feature, std::int64_t prefix, const std::str
     return feature.dim() == 4 ? feature : tokens_to_map(feature, prefix, what);
 }
 
+Shape feature_map_shape(const Shape& shape, std::int64_t prefix, const std::string& what) {
+    require(shape.size() == 4 || shape.size() == 3, what,
+            ": expected a map (B, C, H, W) or tokens (B, N, C), got ", shape_str(shape));
+    if (shape.size() == 4) return shape;
+    const std::int64_t N = shape[1];
+    if (prefix < 0) prefix = infer_prefix_tokens(N, what);
+    require(prefix < N, what, ": ", prefix, " prefix tokens leave no patch token of ", N);
+    std::int64_t side = 1;
+    while ((side + 1) * (side + 1) <= N - prefix) ++side;
+    require(side * side == N - prefix, what, ": ", N, " tokens less ", prefix,
+            " prefix tokens are ", N - prefix, ", not a square grid");
+    return {shape[0], shape[2], side, side};
+}
+
 }  // namespace retort

@@ -27,4 +27,7 @@ Tensor tokens_to_map(const Tensor& tokens, std::int64_t prefix, const std::strin
 // other rank.
 Tensor as_feature_map(const Tensor& feature, std::int64_t prefix, const std::string& what);
 
+// The shape as_feature_map gives a feature of `shape`: for building connectors from a setup.
+Shape feature_map_shape(const Shape& shape, std::int64_t prefix, const std::string& what);
+
 }  // namespace retort
