@@ -8,37 +8,12 @@ row). A born-again generation's time is cumulative: generation k needed generati
 Ensembles come from each seed's generations.json. Mean +- sample standard deviation over seeds.
 Standard library only."""
 import argparse
-import csv
 import json
 import pathlib
-import statistics
+import sys
 
-
-def run_numbers(run_dir):
-    """best-by-val test top-1, last test top-1, seconds of one run directory."""
-    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
-    val = {r["epoch"]: float(r["top1"]) for r in rows if r["split"] == "val"}
-    test = {r["epoch"]: float(r["top1"]) for r in rows if r["split"] == "test"}
-    if not test:
-        raise SystemExit(f"{run_dir}: no test rows in metrics.csv (has the run finished an epoch?)")
-    epochs = sorted(test, key=float)
-    best = max(epochs, key=lambda e: (val.get(e, float("-inf")), -float(e)))  # first best
-    return {"best_test": test[best], "last_test": test[epochs[-1]],
-            "seconds": float(rows[-1]["seconds"]), "epochs": float(epochs[-1])}
-
-
-def stats(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None, 0
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None), len(values)
-
-
-def cell(values, digits=2):
-    mean, std, n = stats(values)
-    if mean is None:
-        return "-"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from run_summary import cell, run_numbers  # noqa: E402
 
 
 def main():

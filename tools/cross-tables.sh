@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# tools/cross-tables.sh: the cross-architecture tables on Fashion-MNIST, a row at a time, so that
+# they can be filled across several sittings.
+#
+#   tools/cross-tables.sh [--epochs N] [--seeds 0,1,2] [--runs DIR] [--max-steps N] TABLE [ROW ...]
+#
+# TABLE:
+#   teacher   trains the ViT teacher (tools/fashion-vit-teacher.conf) into RUNS/teacher-vit, or
+#             resumes it where it stopped (it checkpoints every 100 steps); the other tables
+#             need it finished.
+#   vit-cnn   table 1, that teacher into resnet8 and into mobilenet_v2 (stem=cifar, width 0.5):
+#             rows {resnet8,mobilenet}-{alone,kd,fitnet,at,ofa,cakd,tat,fourier}
+#             (tools/cross-vit-cnn.conf)
+#   cnn-deit  table 2, the KD table's resnet20 teacher into a DeiT-style student: rows alone,
+#             deit_hard, cskd_alpha1 (alpha fixed at 1), cskd_ckf (cumulative knowledge fusion)
+#             (tools/cross-cnn-deit.conf)
+# With no ROW, every row of the table. Each seed is its own run directory
+# (RUNS/TABLE/ROW/seed-S, default RUNS = runs/cross); a finished one is kept, a stopped one
+# resumed. When a row's seeds are done, tools/cross_table.py writes its numbers to
+# tools/results/cross/TABLE/ROW.json, and the table is printed from those files.
+# --max-steps N caps every epoch at N steps (a quick check of the commands, not a result).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EPOCHS=5
+SEEDS=0,1,2
+RUNS=runs/cross
+MAX_STEPS=0
+RETORT="${RETORT:-build/retort}"
+ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --epochs) EPOCHS="${2:?--epochs needs a number}"; shift 2 ;;
+    --seeds) SEEDS="${2:?--seeds needs a list}"; shift 2 ;;
+    --runs) RUNS="${2:?--runs needs a directory}"; shift 2 ;;
+    --max-steps) MAX_STEPS="${2:?--max-steps needs a number}"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "cross-tables: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+[ ${#ARGS[@]} -gt 0 ] || { echo "cross-tables: name a table: teacher, vit-cnn or cnn-deit" >&2; exit 2; }
+TABLE="${ARGS[0]}"
+ROWS=("${ARGS[@]:1}")
+[ -x "$RETORT" ] || { echo "cross-tables: no retort binary at $RETORT (run tools/setup.sh)" >&2; exit 1; }
+TEACHER="$RUNS/teacher-vit"
+STUDENT_RESNET="resnet8:in_chans=1,num_classes=10"
+STUDENT_MOBILE="mobilenet_v2:stem=cifar,width_mult=0.5,in_chans=1,num_classes=10"
+DEIT_DIMS="img_size=28,patch_size=4,depth=4,embed_dim=96,num_heads=3,in_chans=1,num_classes=10"
+
+teacher_finished() {
+  [ -f "$TEACHER/metrics.csv" ] && grep -q "^$(grep -m1 '^epochs' tools/fashion-vit-teacher.conf |
+    tr -dc 0-9).0000,[0-9]*,test," "$TEACHER/metrics.csv"
+}
+
+# The --set arguments of a row: the student, the objectives and the pairs each method reads.
+# Pairs for the ViT teacher (6 blocks: tokens.0..5, attn.0..5; a 7x7 patch grid) and the CNN
+# students on 28x28 images (layer1 28x28, layer2 14x14, layer3 7x7).
+row_sets() {
+  case "$TABLE:$1" in
+    vit-cnn:resnet8-*) echo "model.spec=$STUDENT_RESNET" ;;
+    vit-cnn:mobilenet-*) echo "model.spec=$STUDENT_MOBILE" ;;
+    cnn-deit:alone) echo "model.spec=vit_tiny_patch16_224:$DEIT_DIMS" ;;
+    cnn-deit:deit_hard) echo "model.spec=deit_tiny_distilled_patch16_224:$DEIT_DIMS" ;;
+    cnn-deit:cskd_*) echo "model.spec=deit_tiny_distilled_patch16_224:$DEIT_DIMS,eval_head=cskd" ;;
+    *) echo "cross-tables: unknown row '$1' of table $TABLE" >&2; return 1 ;;
+  esac
+  case "$TABLE:$1" in
+    vit-cnn:*-alone|cnn-deit:alone) echo "distill.objectives=ce:1" ;;
+    vit-cnn:*-kd) echo "distill.objectives=ce:0.1, kd:0.9" ;;
+    vit-cnn:*-fitnet) echo "distill.objectives=ce:1, fitnet:100"; echo "fitnet.pairs=layer2:tokens.3" ;;
+    vit-cnn:*-at) echo "distill.objectives=ce:1, at:1000"
+                  echo "at.pairs=layer1:tokens.1, layer2:tokens.3, layer3:tokens.5" ;;
+    vit-cnn:*-ofa) echo "distill.objectives=ce:1, ofa:1" ;;
+    vit-cnn:*-cakd) echo "distill.objectives=ce:1, cakd:1"; echo "cakd.pairs=layer3:attn.5, layer3:tokens.5" ;;
+    vit-cnn:*-tat) echo "distill.objectives=ce:0.1, tat:0.2"; echo "tat.pairs=layer3:patch_tokens" ;;
+    vit-cnn:*-fourier) echo "distill.objectives=ce:1, fourier:1"; echo "fourier.pairs=layer3:patch_tokens" ;;
+    cnn-deit:deit_hard) echo "distill.objectives=ce:0.5, deit_hard:0.5" ;;
+    cnn-deit:cskd_alpha1) echo "distill.objectives=ce:0.5, cskd:1"; echo "cskd.alpha=1" ;;
+    cnn-deit:cskd_ckf) echo "distill.objectives=ce:0.5, cskd:1" ;;
+    *) echo "cross-tables: unknown row '$1' of table $TABLE" >&2; return 1 ;;
+  esac
+}
+
+case "$TABLE" in
+  teacher)
+    if teacher_finished; then echo "== teacher: finished ($TEACHER)" >&2
+    elif [ -f "$TEACHER/last.safetensors" ]; then "$RETORT" train --resume "$TEACHER"
+    else
+      rm -rf "$TEACHER"
+      extra=()
+      [ "$MAX_STEPS" -gt 0 ] && extra=(--set "run.max_steps_per_epoch=$MAX_STEPS" --set run.epochs=6)
+      "$RETORT" train --config tools/fashion-vit-teacher.conf "${extra[@]}" --out "$TEACHER"
+    fi
+    exit 0 ;;
+  vit-cnn)
+    CONFIG=tools/cross-vit-cnn.conf
+    TABLE_SETS=(--set "distill.teacher_weights=$TEACHER")
+    if [ "$MAX_STEPS" -eq 0 ] && ! teacher_finished; then
+      echo "cross-tables: the ViT teacher in $TEACHER has not finished; run: $0 teacher" >&2; exit 1
+    fi
+    [ ${#ROWS[@]} -gt 0 ] || for s in resnet8 mobilenet; do for m in alone kd fitnet at ofa cakd tat fourier; do
+      ROWS+=("$s-$m"); done; done ;;
+  cnn-deit)
+    CONFIG=tools/cross-cnn-deit.conf
+    TABLE_SETS=()
+    [ ${#ROWS[@]} -gt 0 ] || ROWS=(alone deit_hard cskd_alpha1 cskd_ckf) ;;
+  *) echo "cross-tables: unknown table '$TABLE' (teacher, vit-cnn, cnn-deit)" >&2; exit 2 ;;
+esac
+
+IFS=, read -r -a seed_list <<< "$SEEDS"
+for row in "${ROWS[@]}"; do
+  sets=("${TABLE_SETS[@]}" --set "run.epochs=$EPOCHS"
+        --set "distill.teacher_cache_file=$RUNS/$TABLE/$row/teacher.cache")
+  [ "$MAX_STEPS" -gt 0 ] && sets+=(--set "run.max_steps_per_epoch=$MAX_STEPS")
+  while IFS= read -r s; do sets+=(--set "$s"); done < <(row_sets "$row")
+  mkdir -p "$RUNS/$TABLE/$row"
+  for seed in "${seed_list[@]}"; do
+    dir="$RUNS/$TABLE/$row/seed-$seed"
+    if [ -f "$dir/metrics.csv" ] && grep -q "^$EPOCHS.0000,[0-9]*,test," "$dir/metrics.csv"; then
+      echo "== $TABLE $row seed $seed: done" >&2
+    elif [ -f "$dir/last.safetensors" ]; then
+      echo "== $TABLE $row seed $seed: resuming" >&2
+      "$RETORT" distill --resume "$dir"
+    else
+      echo "== $TABLE $row seed $seed" >&2
+      rm -rf "$dir"
+      "$RETORT" distill --config "$CONFIG" "${sets[@]}" --set "run.seed=$seed" --out "$dir"
+    fi
+  done
+  rm -f "$RUNS/$TABLE/$row/teacher.cache"  # a few GB; every seed of the row has used it
+  [ "$MAX_STEPS" -gt 0 ] && continue  # a check of the commands: nothing to record
+  mkdir -p "tools/results/cross/$TABLE"
+  python3 tools/cross_table.py row "$RUNS/$TABLE/$row" > "tools/results/cross/$TABLE/$row.json.tmp"
+  mv "tools/results/cross/$TABLE/$row.json.tmp" "tools/results/cross/$TABLE/$row.json"
+done
+[ "$MAX_STEPS" -gt 0 ] || python3 tools/cross_table.py table "tools/results/cross/$TABLE"

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""tools/cross_table.py: the cross-architecture tables of tools/cross-tables.sh.
+
+    cross_table.py row RUNS/TABLE/ROW       one row's numbers (JSON) from its seed-* run directories
+    cross_table.py table tools/results/cross/TABLE   the markdown table from the rows' JSON files
+
+Test top-1 at the best-by-validation epoch and at the last epoch, mean +- sample std over seeds,
+and the mean training time of a seed's run. Standard library only."""
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from run_summary import cell, run_numbers  # noqa: E402
+
+ORDER = ["alone", "kd", "fitnet", "at", "ofa", "cakd", "tat", "fourier", "deit_hard",
+         "cskd_alpha1", "cskd_ckf"]
+LABELS = {"cskd_alpha1": "cskd, alpha fixed at 1", "cskd_ckf": "cskd with CKF (alpha 1 -> 0)",
+          "alone": "student alone"}
+
+
+def row(row_dir):
+    row_dir = pathlib.Path(row_dir)
+    seeds = sorted(row_dir.glob("seed-*"), key=lambda p: int(p.name.split("-")[1]))
+    runs = [dict(run_numbers(d), seed=int(d.name.split("-")[1])) for d in seeds]
+    config = (seeds[0] / "config").read_text() if seeds else ""
+    objectives = next((line.split("=", 1)[1].strip() for line in config.splitlines()
+                       if line.strip().startswith("objectives")), "")
+    print(json.dumps({"row": row_dir.name, "objectives": objectives, "runs": runs}, indent=1))
+
+
+def sort_key(name):
+    student, _, method = name.rpartition("-") if "-" in name else ("", "", name)
+    return (student, ORDER.index(method) if method in ORDER else len(ORDER), method)
+
+
+def table(results_dir):
+    rows = sorted(pathlib.Path(results_dir).glob("*.json"), key=lambda p: sort_key(p.stem))
+    print("| row | objectives | test top-1 at best val epoch | test top-1 at last epoch "
+          "| seconds per run | seeds |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for path in rows:
+        r = json.loads(path.read_text())
+        runs = r["runs"]
+        student, _, method = r["row"].rpartition("-") if "-" in r["row"] else ("", "", r["row"])
+        label = (student + " " if student else "") + LABELS.get(method, method)
+        print(f"| {label} | `{r['objectives']}` | {cell([x['best_test'] for x in runs])} "
+              f"| {cell([x['last_test'] for x in runs])} | {cell([x['seconds'] for x in runs], 0)} "
+              f"| {len(runs)} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("row", "table"):
+        sys.exit(__doc__)
+    (row if sys.argv[1] == "row" else table)(sys.argv[2])
