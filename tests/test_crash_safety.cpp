@@ -35,10 +35,12 @@
 #include "engine/io/safetensors.h"
 #include "engine/engine.h"
 #include "tests/cli_run.h"
+#include "tests/run_files.h"
 
 extern char** environ;
 
 using namespace retort;
+using namespace retort::testing;
 namespace fs = std::filesystem;
 using retort::testing::run_retort;
 using retort::testing::TempDir;
@@ -51,18 +53,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // doctest's matcher for a message built at run time (it keeps its own copy of the text).
 Contains contains(const std::string& text) { return Contains(text.c_str()); }
-
-std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
-void write_text(const std::string& path, const std::string& text) {
-    std::ofstream out(path, std::ios::binary);
-    out << text;
-}
 
 // A tiny run: 12x12 one-channel images of 4 classes; 80 training samples in 5 batches of 16.
 const char* kTinyConfig = R"([model]
@@ -102,23 +92,6 @@ void check_same_tensors(const std::map<std::string, Tensor>& a, const std::map<s
         REQUIRE_MESSAGE(b.count(name), name);
         CHECK_MESSAGE(same_bits(t, b.at(name)), name);
     }
-}
-
-// metrics.csv without its seconds column (the 8th), the one thing a resumed run may change.
-std::string without_seconds(const std::string& path) {
-    std::stringstream in(read_text(path));
-    std::string line, out;
-    while (std::getline(in, line)) {
-        std::vector<std::string> fields;
-        std::stringstream cells(line);
-        std::string cell;
-        while (std::getline(cells, cell, ',')) fields.push_back(cell);
-        if (line.ends_with(',')) fields.emplace_back();
-        if (fields.size() > 7) fields.erase(fields.begin() + 7);
-        for (std::size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + fields[i];
-        out += "\n";
-    }
-    return out;
 }
 
 // Everything two runs that should agree must agree on: the last checkpoint's model, optimizer

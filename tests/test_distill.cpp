@@ -21,8 +21,10 @@
 #include "models/registry.h"
 #include "tests/cli_run.h"
 #include "tests/gradcheck.h"
+#include "tests/run_files.h"
 
 using namespace retort;
+using namespace retort::testing;
 namespace fs = std::filesystem;
 using retort::testing::CliRun;
 using retort::testing::run_retort;
@@ -33,13 +35,6 @@ namespace {
 void write_file(const std::string& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary);
     out << text;
-}
-
-std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
 }
 
 const char* kData = "synthetic:num_classes=4,size=96,test_size=32,channels=1,height=8,width=8";
@@ -106,23 +101,6 @@ bool same_tensors(const std::map<std::string, Tensor>& a, const std::map<std::st
     for (const auto& [name, t] : a)
         if (!b.count(name) || !same_bits(t, b.at(name))) return false;
     return true;
-}
-
-// metrics.csv without the seconds column (the 8th), which is wall time.
-std::string without_seconds(const std::string& path) {
-    std::istringstream in(read_text(path));
-    std::string line, out;
-    while (std::getline(in, line)) {
-        std::vector<std::string> fields;
-        std::stringstream cells(line);
-        std::string cell;
-        while (std::getline(cells, cell, ',')) fields.push_back(cell);
-        if (line.ends_with(",")) fields.push_back("");
-        if (fields.size() > 7) fields.erase(fields.begin() + 7);
-        for (std::size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + fields[i];
-        out += "\n";
-    }
-    return out;
 }
 
 // The rows of one split of a metrics table, as (column -> value) for the columns asked.

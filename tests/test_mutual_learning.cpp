@@ -22,8 +22,10 @@
 #include "tests/cli_run.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
+#include "tests/run_files.h"
 
 using namespace retort;
+using namespace retort::testing;
 namespace fs = std::filesystem;
 using retort::testing::CliRun;
 using retort::testing::Fixture;
@@ -37,13 +39,6 @@ namespace {
 void write_file(const std::string& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary);
     out << text;
-}
-
-std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
 }
 
 const char* kData = "synthetic:num_classes=4,size=96,test_size=32,channels=1,height=8,width=8";
@@ -89,57 +84,6 @@ bool same_state(const Module& a, const Module& b) {
     for (std::size_t i = 0; i < x.size(); ++i)
         if (x[i].first != y[i].first || !same_bits(x[i].second, y[i].second)) return false;
     return true;
-}
-
-// metrics.csv as rows of cells under the header's names (every column, as text).
-struct Csv {
-    std::vector<std::string> header;
-    std::vector<std::vector<std::string>> rows;
-
-    explicit Csv(const std::string& path) {
-        std::istringstream in(read_text(path));
-        std::string line;
-        bool first = true;
-        while (std::getline(in, line)) {
-            std::vector<std::string> cells;
-            std::stringstream fields(line);
-            std::string cell;
-            while (std::getline(fields, cell, ',')) cells.push_back(cell);
-            if (line.ends_with(",")) cells.push_back("");
-            (first ? header : rows.emplace_back()) = cells;
-            first = false;
-        }
-    }
-    // The column's cells on the rows of one split.
-    std::vector<std::string> column(const std::string& split, const std::string& name) const {
-        const auto at = [&](const std::string& n) {
-            return static_cast<std::size_t>(std::find(header.begin(), header.end(), n) - header.begin());
-        };
-        REQUIRE_MESSAGE(at(name) < header.size(), "no column ", name);
-        std::vector<std::string> cells;
-        for (const auto& row : rows)
-            if (row.at(at("split")) == split) cells.push_back(row.at(at(name)));
-        return cells;
-    }
-    std::vector<double> numbers(const std::string& split, const std::string& name) const {
-        std::vector<double> values;
-        for (const std::string& cell : column(split, name)) values.push_back(std::stod(cell));
-        return values;
-    }
-};
-
-// metrics.csv without the seconds column (the 8th), which is wall time.
-std::string without_seconds(const std::string& path) {
-    Csv csv(path);
-    std::string out;
-    auto write = [&](std::vector<std::string> cells) {
-        cells.erase(cells.begin() + 7);
-        for (std::size_t i = 0; i < cells.size(); ++i) out += (i ? "," : "") + cells[i];
-        out += "\n";
-    };
-    write(csv.header);
-    for (const auto& row : csv.rows) write(row);
-    return out;
 }
 
 // Everything one dml run builds, in the order `retort distill` builds it.

@@ -71,7 +71,8 @@ row_sets() {
     vit-cnn:*-fitnet) echo "distill.objectives=ce:1, fitnet:100"; echo "fitnet.pairs=layer2:tokens.3" ;;
     vit-cnn:*-at) echo "distill.objectives=ce:1, at:1000"
                   echo "at.pairs=layer1:tokens.1, layer2:tokens.3, layer3:tokens.5" ;;
-    vit-cnn:*-ofa) echo "distill.objectives=ce:1, ofa:1" ;;
+    vit-cnn:*-ofa) echo "distill.objectives=ce:1, ofa:1"  # teacher taps: only the deepest's width is read
+                   echo "ofa.pairs=layer1:tokens.1, layer2:tokens.3, layer3:tokens.5" ;;
     vit-cnn:*-cakd) echo "distill.objectives=ce:1, cakd:1"; echo "cakd.pairs=layer3:attn.5, layer3:tokens.5" ;;
     vit-cnn:*-tat) echo "distill.objectives=ce:0.1, tat:0.2"; echo "tat.pairs=layer3:patch_tokens" ;;
     vit-cnn:*-fourier) echo "distill.objectives=ce:1, fourier:1"; echo "fourier.pairs=layer3:patch_tokens" ;;
