@@ -1,15 +1,25 @@
 // engine/cuda/no_cuda.cpp: the CUDA runtime entry points for a build without the CUDA backend.
 #ifndef RETORT_HAVE_CUDA
 
+#include "engine/cuda/device_memory.h"
 #include "engine/cuda/runtime.h"
 #include "engine/error.h"
 
 namespace retort::cuda {
 
+namespace {
+[[noreturn]] void no_backend() {
+    fail("this build of retort has no CUDA backend (RETORT_CUDA=OFF or RETORT_MINIMAL=ON, or no "
+         "CUDA toolkit when it was configured)");
+}
+}  // namespace
+
 bool built() { return false; }
 int device_count() { return 0; }
-std::string device_name(int) { fail("this build of retort has no CUDA backend (RETORT_CUDA=OFF)"); }
-double self_test() { fail("this build of retort has no CUDA backend (RETORT_CUDA=OFF)"); }
+std::string device_name(int) { no_backend(); }
+double self_test() { no_backend(); }
+CachingAllocator& device_allocator(int) { no_backend(); }
+CachingAllocator& pinned_host_allocator() { no_backend(); }
 
 }  // namespace retort::cuda
 
