@@ -1,20 +1,26 @@
-// engine/storage.cpp: allocation of CPU buffers (64-byte aligned, through the block cache of
-// engine/cpu_allocator.h). Device memory is not allocated here yet: a CUDA storage is refused
-// with a clear error until the CUDA backend provides it.
+// engine/storage.cpp: allocation of buffers: CPU memory 64-byte aligned through the block cache
+// of engine/cpu_allocator.h, GPU memory through the device's caching allocator
+// (engine/cuda/device_memory.h), which says clearly when there is no CUDA backend or no GPU.
 #include "engine/storage.h"
 
 #include "engine/cpu_allocator.h"
+#include "engine/cuda/device_memory.h"
 #include "engine/error.h"
 
 namespace retort {
 
 Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(device) {
-    require(device.is_cpu(), "cannot allocate on ", device.str(),
-            ": this build has no CUDA allocator yet");
+    if (device.is_cuda()) {
+        data_ = cuda::device_allocator(device.index).allocate(bytes);
+        return;
+    }
     data_ = cpu_allocate(bytes);
     if (!data_) fail("out of memory: could not allocate ", bytes, " bytes on the CPU");
 }
 
-Storage::~Storage() { cpu_free(data_, bytes_); }
+Storage::~Storage() {
+    if (device_.is_cuda()) cuda::device_allocator(device_.index).free(data_);
+    else cpu_free(data_, bytes_);
+}
 
 }  // namespace retort

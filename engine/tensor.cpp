@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/autograd.h"
+#include "engine/cuda/runtime.h"
 #include "engine/parallel.h"
 
 namespace retort {
@@ -28,8 +29,9 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
     const std::int64_t n = shape_numel(shape);
     // Refuse absurd sizes with a message, not with a failed allocation or, since Linux overcommits
     // memory, with the process killed later when the pages are touched.
+    // (GPU memory is the device allocator's to refuse, with its own message.)
     static const std::int64_t max_bytes = allocation_limit_bytes();
-    require(n <= max_bytes / static_cast<std::int64_t>(dtype_size(dtype)), "tensor of shape ",
+    require(device.is_cuda() || n <= max_bytes / static_cast<std::int64_t>(dtype_size(dtype)), "tensor of shape ",
             shape_str(shape), " (", dtype_name(dtype), ") needs ",
             static_cast<double>(n) * dtype_size(dtype) / (1 << 30), " GiB, more than this machine's ",
             static_cast<double>(max_bytes) / (1 << 30), " GiB of memory");
@@ -47,14 +49,39 @@ std::int64_t Tensor::numel() const {
     return n;
 }
 
-void* Tensor::raw_data() {
+void* Tensor::raw_device_data() {
     return static_cast<char*>(impl().storage->data()) + impl().offset * dtype_size(dtype());
+}
+const void* Tensor::raw_device_data() const { return const_cast<Tensor*>(this)->raw_device_data(); }
+
+void* Tensor::raw_data() {
+    require_on_cpu();
+    return raw_device_data();
+}
+
+void Tensor::not_on_cpu() const {
+    fail("a ", shape_str(shape()), " tensor on ", device().str(),
+         " reached code that reads it on the CPU: this operation has no CUDA kernel yet; move the "
+         "tensor with .to(Device::cpu()) first");
+}
+
+Tensor Tensor::to(Device target) const {
+    if (target == device()) return *this;
+    Tensor out = Tensor::empty(shape(), dtype(), target);
+    const std::size_t bytes = static_cast<std::size_t>(numel()) * dtype_size(dtype());
+    cuda::copy_bytes(out.raw_device_data(), target, raw_device_data(), device(), bytes);
+    if (is_floating(dtype()))
+        record(out, "to_device", {*this}, [from = device()](const Tensor& g) {
+            return std::vector<Tensor>{g.to(from)};
+        });
+    return out;
 }
 const void* Tensor::raw_data() const { return const_cast<Tensor*>(this)->raw_data(); }
 
 double Tensor::item() const {
     require(numel() == 1, "item(): the tensor has ", numel(), " elements, shape ",
             shape_str(shape()), "; item() needs exactly one");
+    if (!device().is_cpu()) return to(Device::cpu()).item();
     return visit_dtype(dtype(), [&]<class T>(Type<T>) { return static_cast<double>(*data<T>()); });
 }
 
@@ -138,7 +165,8 @@ Tensor Tensor::squeeze(std::int64_t d) const {
 
 Tensor Tensor::clone() const {
     Tensor out = Tensor::empty(shape(), dtype(), device());
-    std::memcpy(out.raw_data(), raw_data(), static_cast<std::size_t>(numel()) * dtype_size(dtype()));
+    cuda::copy_bytes(out.raw_device_data(), device(), raw_device_data(), device(),
+                     static_cast<std::size_t>(numel()) * dtype_size(dtype()));
     record(out, "clone", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
     return out;
 }

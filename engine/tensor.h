@@ -58,11 +58,18 @@ public:
     Device device() const { return impl().storage->device(); }
     bool is_floating_point() const { return is_floating(dtype()); }
 
-    // Typed access to the elements (checks that T matches the dtype).
+    // Typed access to the elements on the CPU (checks that T matches the dtype, and that the
+    // tensor is on the CPU: every CPU kernel reads its inputs through these, so a GPU tensor
+    // reaching one is an Error, never a read of device memory).
     template <class T> T* data();
     template <class T> const T* data() const;
     void* raw_data();
     const void* raw_data() const;
+    // The element pointer on whatever device the tensor is: what CUDA kernels take.
+    template <class T> T* device_data();
+    template <class T> const T* device_data() const;
+    void* raw_device_data();
+    const void* raw_device_data() const;
 
     // The single value of a one-element tensor, converted to double / T.
     double item() const;
@@ -93,10 +100,21 @@ public:
     Tensor squeeze(std::int64_t dim) const;
     Tensor clone() const;              // a fresh copy of the data (differentiable)
     Tensor to(DType dtype) const;      // converts the element type (differentiable between floats)
+    // A copy on another device (the tensor itself when it is there already); differentiable: the
+    // gradient goes back to this tensor's device. item(), to_vector() and str() copy a GPU
+    // tensor to the CPU first.
+    Tensor to(Device device) const;
     Tensor contiguous() const { return *this; }  // always true in retort
 
     // Multi-line printout with shape and dtype, for debugging and teaching.
     std::string str() const;
+
+    // An Error unless the tensor is on the CPU (what data() checks; inline, as kernels call data()
+    // in their loops' set-up).
+    void require_on_cpu() const {
+        if (!impl().storage->device().is_cpu()) not_on_cpu();
+    }
+    [[noreturn]] void not_on_cpu() const;
 
     TensorImpl& impl() const {
         internal_check(impl_ != nullptr, "use of an undefined tensor");
@@ -129,10 +147,19 @@ template <class T> Tensor from_vector(const std::vector<T>& values) {
 
 // ---- template definitions ----
 template <class T>
-T* Tensor::data() {
+T* Tensor::device_data() {
     require(dtype() == dtype_of<T>(), "tensor data<", dtype_name(dtype_of<T>()),
             ">() called on a ", dtype_name(dtype()), " tensor");
     return static_cast<T*>(impl().storage->data()) + impl().offset;
+}
+template <class T>
+const T* Tensor::device_data() const {
+    return const_cast<Tensor*>(this)->device_data<T>();
+}
+template <class T>
+T* Tensor::data() {
+    require_on_cpu();
+    return device_data<T>();
 }
 template <class T>
 const T* Tensor::data() const {
@@ -141,6 +168,7 @@ const T* Tensor::data() const {
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {
+    if (!device().is_cpu()) return to(Device::cpu()).to_vector<T>();
     std::vector<T> out(static_cast<std::size_t>(numel()));
     visit_dtype(dtype(), [&]<class S>(Type<S>) {
         const S* src = data<S>();

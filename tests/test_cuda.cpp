@@ -6,6 +6,7 @@
 #include "engine/cuda/device_memory.h"
 #include "engine/cuda/runtime.h"
 #include "engine/error.h"
+#include "engine/tensor.h"
 
 using namespace retort;
 
@@ -45,4 +46,31 @@ TEST_CASE("cuda: the device's caching allocator reuses blocks and reports exhaus
     CHECK(pinned != nullptr);
     cuda::pinned_host_allocator().free(pinned);
     MESSAGE(gpu.describe());
+}
+
+TEST_CASE("cuda: tensors on a GPU: a clear error without one, copies and gradients with one") {
+    const Tensor x = from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+    CHECK(x.to(Device::cpu()).same(x));  // already there: the tensor itself
+    if (cuda::device_count() == 0) {
+        const std::string expected = cuda::built() ? "no CUDA device is visible" : "no CUDA backend";
+        CHECK_THROWS_WITH_AS(Tensor::empty({2, 3}, DType::f32, Device::cuda()),
+                             doctest::Contains(expected.c_str()), Error);
+        CHECK_THROWS_WITH_AS(x.to(Device::cuda()), doctest::Contains(expected.c_str()), Error);
+        MESSAGE("skipped the device side: no CUDA device (CUDA built in: ", cuda::built(), ")");
+        return;
+    }
+    Tensor leaf = x.clone().set_requires_grad();
+    const Tensor on_gpu = leaf.to(Device::cuda());
+    CHECK(on_gpu.device() == Device::cuda());
+    CHECK(on_gpu.to_vector<float>() == x.to_vector<float>());  // through the CPU
+    CHECK(on_gpu.clone().to_vector<float>() == x.to_vector<float>());
+    const Tensor back = on_gpu.to(Device::cpu());
+    CHECK(back.to_vector<float>() == x.to_vector<float>());
+    // the gradient of a copy there and back is the upstream gradient, on the leaf's device
+    back.backward(full({2, 3}, 2.0));
+    CHECK(leaf.grad().device() == Device::cpu());
+    CHECK(leaf.grad().to_vector<float>() == std::vector<float>(6, 2.0f));
+    // a CPU kernel handed a GPU tensor refuses it
+    CHECK_THROWS_WITH_AS(on_gpu.data<float>(), doctest::Contains("has no CUDA kernel yet"), Error);
+    CHECK(Tensor::empty({1}, DType::f32, Device::cuda(0)).to(Device::cpu()).numel() == 1);
 }

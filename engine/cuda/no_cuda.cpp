@@ -1,6 +1,8 @@
 // engine/cuda/no_cuda.cpp: the CUDA runtime entry points for a build without the CUDA backend.
 #ifndef RETORT_HAVE_CUDA
 
+#include <cstring>
+
 #include "engine/cuda/device_memory.h"
 #include "engine/cuda/runtime.h"
 #include "engine/error.h"
@@ -20,6 +22,11 @@ std::string device_name(int) { no_backend(); }
 double self_test() { no_backend(); }
 CachingAllocator& device_allocator(int) { no_backend(); }
 CachingAllocator& pinned_host_allocator() { no_backend(); }
+
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) {
+    if (!dst_device.is_cpu() || !src_device.is_cpu()) no_backend();
+    if (bytes > 0) std::memcpy(dst, src, bytes);
+}
 
 }  // namespace retort::cuda
 

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "engine/cuda/runtime.h"
@@ -35,6 +36,20 @@ std::string device_name(int index) {
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
     return prop.name;
+}
+
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) {
+    if (bytes == 0) return;
+    if (dst_device.is_cpu() && src_device.is_cpu()) {
+        std::memcpy(dst, src, bytes);
+        return;
+    }
+    const cudaMemcpyKind kind = dst_device.is_cpu()   ? cudaMemcpyDeviceToHost
+                                : src_device.is_cpu() ? cudaMemcpyHostToDevice
+                                                      : cudaMemcpyDeviceToDevice;
+    // cudaMemcpy waits for the copy (and for earlier work on the default stream): the data is
+    // there when it returns, which is what the CPU side expects.
+    check(cudaMemcpy(dst, src, bytes, kind), "cudaMemcpy");
 }
 
 double self_test() {

@@ -2,7 +2,10 @@
 // build; without CUDA built in, device_count() is 0 and the rest throw a clear error.
 #pragma once
 
+#include <cstddef>
 #include <string>
+
+#include "engine/device.h"
 
 namespace retort::cuda {
 
@@ -12,5 +15,9 @@ std::string device_name(int index);
 // Runs a small kernel that applies engine/math functors on the GPU and checks the result against
 // the same functors on the CPU. Returns the largest difference seen.
 double self_test();
+
+// Copies `bytes` between any two devices (CPU to CPU included), synchronously: the data is in
+// place when it returns. An Error, naming the devices, when a GPU is involved and there is none.
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes);
 
 }  // namespace retort::cuda
