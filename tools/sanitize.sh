@@ -22,6 +22,9 @@
 # LSAN_OPTIONS=suppressions=FILE; this script passes tools/lsan.supp if that file exists).
 #
 # Tests run one OpenMP thread each (tests/CMakeLists.txt), --jobs of them side by side.
+# `-- -E add_subdirectory` leaves out the test that builds a consumer project with
+# add_subdirectory: it compiles the library again, without the sanitizers, and checks nothing
+# they could.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -110,6 +113,7 @@ compiler=$(g++ --version | head -1)
     echo "- UBSAN_OPTIONS=$UBSAN_OPTIONS"
     echo "- build: ${build_seconds} s; tests: ${test_seconds} s (ctest -j$jobs, one OpenMP thread per test)"
     echo "- ctest exit status: $ctest_status"
+    if ((${#ctest_args[@]})); then echo "- extra ctest arguments: ${ctest_args[*]}"; fi
     echo
     echo "## Result"
     echo
