@@ -92,7 +92,7 @@ void run_backward(const Tensor& root, const Tensor& upstream, bool retain_graph)
     if (!seed.defined()) {
         require(root.numel() == 1, "backward: an upstream gradient is needed for a non-scalar ",
                 "tensor of shape ", shape_str(root.shape()));
-        seed = ones(root.shape(), root.dtype());
+        seed = ones_like(root);
     }
     require(seed.dtype() == root.dtype(), "backward: upstream gradient is ",
             dtype_name(seed.dtype()), " but the tensor is ", dtype_name(root.dtype()));

@@ -1,16 +1,22 @@
 // engine/creation.cpp: tensors made from nothing: zeros, ones, full, arange, and *_like.
 #include <cmath>
 
+#include "engine/cuda/launch.h"
+#include "engine/kernels/elementwise.h"
 #include "engine/parallel.h"
 #include "engine/tensor.h"
 
 namespace retort {
 
-Tensor full(const Shape& shape, double value, DType dtype) {
-    Tensor t = Tensor::empty(shape, dtype);
+Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+    Tensor t = Tensor::empty(shape, dtype, device);
     visit_dtype(dtype, [&]<class T>(Type<T>) {
-        T* p = t.data<T>();
         const T v = static_cast<T>(value);
+        if (device.is_cuda()) {
+            cuda::launch(device, t.numel(), kernels::Fill<T>{t.device_data<T>(), v});
+            return;
+        }
+        T* p = t.data<T>();
         parallel_for(0, t.numel(), 65536, [&](std::int64_t b, std::int64_t e) {
             std::fill(p + b, p + e, v);
         });
@@ -18,12 +24,16 @@ Tensor full(const Shape& shape, double value, DType dtype) {
     return t;
 }
 
-Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor scalar_tensor(double value, DType dtype) { return full({}, value, dtype); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
-Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.dtype()); }
+Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
+Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
+Tensor scalar_tensor(double value, DType dtype, Device device) {
+    return full({}, value, dtype, device);
+}
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()); }
+Tensor full_like(const Tensor& t, double value) {
+    return full(t.shape(), value, t.dtype(), t.device());
+}
 Tensor empty_like(const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); }
 
 Tensor arange(double start, double end, double step, DType dtype) {

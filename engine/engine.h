@@ -2,8 +2,8 @@
 // random numbers, threading and file formats. <retort/retort.h> includes it with the other areas.
 //
 // Not included here, because they are the engine's insides rather than its API: the CPU kernels
-// (engine/cpu/), the scalar formulas shared with CUDA (engine/math/), the CUDA runtime
-// (engine/cuda/), the allocator (engine/cpu_allocator.h) and the helper every unary op is built on
+// (engine/cpu/), the scalar formulas shared with CUDA (engine/math/), the GPU kernels
+// (engine/kernels/), the CUDA runtime (engine/cuda/), the allocator (engine/cpu_allocator.h) and the helper every unary op is built on
 // (engine/ops/unary_op.h). They are installed all the same, for readers and for new ops.
 #pragma once
 

@@ -9,7 +9,9 @@
 #include <sstream>
 
 #include "engine/autograd.h"
+#include "engine/cuda/launch.h"
 #include "engine/cuda/runtime.h"
+#include "engine/kernels/elementwise.h"
 #include "engine/parallel.h"
 
 namespace retort {
@@ -176,11 +178,7 @@ Tensor Tensor::to(DType target) const {
     Tensor out = Tensor::empty(shape(), target, device());
     visit_dtype(dtype(), [&]<class S>(Type<S>) {
         visit_dtype(target, [&]<class T>(Type<T>) {
-            const S* src = data<S>();
-            T* dst = out.data<T>();
-            parallel_for(0, numel(), 65536, [&](std::int64_t b, std::int64_t e) {
-                for (std::int64_t i = b; i < e; ++i) dst[i] = static_cast<T>(src[i]);
-            });
+            run(device(), numel(), kernels::Cast<S, T>{device_data<S>(), out.device_data<T>()});
         });
     });
     if (is_floating(target) && is_floating(dtype())) {

@@ -128,10 +128,13 @@ private:
 };
 
 // ---- creation (engine/creation.cpp) ----
-Tensor zeros(const Shape& shape, DType dtype = DType::f32);
-Tensor ones(const Shape& shape, DType dtype = DType::f32);
-Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
-Tensor scalar_tensor(double value, DType dtype = DType::f32);  // shape ()
+Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
+Tensor ones(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu());
+Tensor full(const Shape& shape, double value, DType dtype = DType::f32,
+            Device device = Device::cpu());
+Tensor scalar_tensor(double value, DType dtype = DType::f32,
+                     Device device = Device::cpu());  // shape ()
+// The *_like functions make a tensor of t's shape, dtype and device.
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor full_like(const Tensor& t, double value);

@@ -45,7 +45,7 @@ std::set<std::string> reachable(const std::string& start) {
 
 bool is_inside(const std::string& header) {
     static const std::vector<std::string> folders = {"engine/cpu/", "engine/math/", "engine/cuda/",
-                                                     "distill/objectives/"};
+                                                     "engine/kernels/", "distill/objectives/"};
     static const std::set<std::string> files = {"engine/cpu_allocator.h", "engine/ops/unary_op.h",
                                                 "data/file_bytes.h", "data/jpeg_check.h",
                                                 "data/sample_rng.h", "data/loader_bench.h"};

@@ -3,18 +3,18 @@
 
 #include <cstring>
 
+#include "engine/cuda/blas.h"
 #include "engine/cuda/device_memory.h"
+#include "engine/cuda/launch.h"
 #include "engine/cuda/runtime.h"
 #include "engine/error.h"
 
 namespace retort::cuda {
 
-namespace {
-[[noreturn]] void no_backend() {
+void no_backend() {
     fail("this build of retort has no CUDA backend (RETORT_CUDA=OFF or RETORT_MINIMAL=ON, or no "
          "CUDA toolkit when it was configured)");
 }
-}  // namespace
 
 bool built() { return false; }
 int device_count() { return 0; }
@@ -22,6 +22,19 @@ std::string device_name(int) { no_backend(); }
 double self_test() { no_backend(); }
 CachingAllocator& device_allocator(int) { no_backend(); }
 CachingAllocator& pinned_host_allocator() { no_backend(); }
+
+void set_allow_tf32(bool) {}  // nothing to allow: there is no GPU product to speed up
+bool allow_tf32() { return false; }
+void gemm(Device, bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*,
+          std::int64_t, const float*, std::int64_t, float, float*, std::int64_t) {
+    no_backend();
+}
+void gemm(Device, bool, bool, std::int64_t, std::int64_t, std::int64_t, double, const double*,
+          std::int64_t, const double*, std::int64_t, double, double*, std::int64_t) {
+    no_backend();
+}
+void gemm_batched(Device, const cpu::GemmBatch<float>&) { no_backend(); }
+void gemm_batched(Device, const cpu::GemmBatch<double>&) { no_backend(); }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) {
     if (!dst_device.is_cpu() || !src_device.is_cpu()) no_backend();

@@ -7,6 +7,9 @@
 #include <cstring>
 #include <vector>
 
+#include <mutex>
+
+#include "engine/cuda/launch.cuh"
 #include "engine/cuda/runtime.h"
 #include "engine/error.h"
 #include "engine/math/unary.h"
@@ -14,9 +17,6 @@
 namespace retort::cuda {
 
 namespace {
-void check(cudaError_t status, const char* call) {
-    if (status != cudaSuccess) fail("CUDA error in ", call, ": ", cudaGetErrorString(status));
-}
 
 __global__ void gelu_kernel(const float* x, float* y, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -25,6 +25,22 @@ __global__ void gelu_kernel(const float* x, float* y, int n) {
 }  // namespace
 
 bool built() { return true; }
+
+cudaStream_t current_stream(int device) {
+    // One stream per GPU, made on first use and kept until exit (destroying streams at exit
+    // races with the driver's own shutdown). A blocking stream: copy_bytes's cudaMemcpy on the
+    // legacy default stream waits for the kernels queued here, and they for it.
+    constexpr int kMaxDevices = 64;
+    static std::mutex mutex;
+    static cudaStream_t streams[kMaxDevices] = {};
+    require(device >= 0 && device < kMaxDevices, "GPU index ", device, " is out of range");
+    std::lock_guard<std::mutex> lock(mutex);
+    if (streams[device] == nullptr) {
+        DeviceGuard guard(device);
+        check(cudaStreamCreate(&streams[device]), "cudaStreamCreate");
+    }
+    return streams[device];
+}
 
 int device_count() {
     int n = 0;

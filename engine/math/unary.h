@@ -163,4 +163,9 @@ struct Hardsigmoid {
     }
 };
 
+// Every functor above, for code that must name each one (the CUDA instantiations).
+#define RETORT_FOR_EACH_UNARY(X)                                                                  \
+    X(Neg) X(Exp) X(Log) X(Sqrt) X(Rsqrt) X(Abs) X(PowScalar) X(Clamp) X(Relu) X(Relu6)           \
+    X(LeakyRelu) X(GeluErf) X(GeluTanh) X(Sigmoid) X(Silu) X(Tanh) X(Hardswish) X(Hardsigmoid)
+
 }  // namespace retort::math

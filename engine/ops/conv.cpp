@@ -21,7 +21,8 @@
 //                                                   would cost kh kw times the input's memory)
 //   db   = dy summed over batch and positions
 // Saved: x (for dW) and weight (for dx), each only when that gradient is needed; detached views.
-// Arithmetic: engine/cpu/gemm.h, engine/cpu/im2col.h, engine/cpu/depthwise.h.
+// Arithmetic: engine/cpu/gemm.h, engine/cpu/im2col.h, engine/cpu/depthwise.h; on a GPU,
+// engine/kernels/conv.h around cuBLAS (engine/cuda/blas.h).
 #include "engine/ops/conv.h"
 
 #include <algorithm>
@@ -33,6 +34,10 @@
 #include "engine/cpu/gemm.h"
 #include "engine/cpu/im2col.h"
 #include "engine/cpu/reduce.h"
+#include "engine/cuda/blas.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/conv.h"
+#include "engine/kernels/elementwise.h"
 #include "engine/ops.h"
 #include "engine/parallel.h"
 
@@ -84,8 +89,8 @@ ConvShape check_conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias
             dtype_name(x.dtype()), " and weight is ", dtype_name(weight.dtype()));
     require(is_floating(x.dtype()), "conv2d: expected floating-point tensors, got ",
             dtype_name(x.dtype()));
-    require(x.device().is_cpu() && weight.device().is_cpu(), "conv2d: no kernel for ",
-            x.device().str(), " tensors yet");
+    require(x.device() == weight.device(), "conv2d: the input is on ", x.device().str(),
+            " but the weight on ", weight.device().str());
     require(o.groups >= 1, "conv2d: groups must be positive, got ", o.groups);
     for (int d = 0; d < 2; ++d) {
         require(o.stride[d] >= 1, "conv2d: stride must be positive, got ", pair_str(o.stride));
@@ -106,6 +111,8 @@ ConvShape check_conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias
             " channels but weight ", shape_str(ws), " expects ", ws[1], " per group x groups=",
             s.groups, " = ", ws[1] * s.groups);
     if (bias.defined()) {
+        require(bias.device() == x.device(), "conv2d: the input is on ", x.device().str(),
+                " but the bias on ", bias.device().str());
         require(bias.dtype() == x.dtype(), "conv2d: dtype mismatch, input is ",
                 dtype_name(x.dtype()), " and bias is ", dtype_name(bias.dtype()));
         require(bias.shape() == Shape{s.O}, "conv2d: expected a bias of shape (", s.O,
@@ -353,6 +360,165 @@ void conv2d_grad_bias(const ConvShape& s, const T* dy, T* db) {
     cpu::sum_along(per_image.data(), db, DimSplit{1, s.B, s.O});
 }
 
+// ---------------------------------------------------------------------------------------------
+// on a GPU: im2col / col2im kernels around cuBLAS products, direct kernels for depthwise
+// (engine/kernels/conv.h). Each image's product is one item of a strided batch.
+
+kernels::ConvWindow conv_window(const ConvShape& s) {
+    return {s.in_per_group(), s.H, s.W, s.kh, s.kw, s.options.stride[0], s.options.stride[1],
+            s.options.padding[0], s.options.padding[1], s.options.dilation[0],
+            s.options.dilation[1], s.OH, s.OW};
+}
+
+kernels::DepthwiseLayout depthwise_layout(const ConvShape& s) {
+    kernels::ConvWindow g = conv_window(s);
+    g.channels = 1;
+    return {s.B, s.C, s.O / s.C, g};
+}
+
+// Images per chunk on a GPU: the chunk's col matrices stay under 2^26 values (256 MiB of f32).
+std::int64_t gpu_chunk_images(const ConvShape& s) {
+    const std::int64_t per_image = std::max<std::int64_t>(1, s.taps() * s.positions());
+    return std::clamp<std::int64_t>((std::int64_t(1) << 26) / per_image, 1, std::max<std::int64_t>(s.B, 1));
+}
+
+// The strided batch of one group over `images` images: item i multiplies at a_base + i * a_step,
+// b_base + i * b_step into c_base + i * c_step (a step of 0 shares that operand; a shared output
+// sums the items in order, the first with `beta`).
+template <class T>
+void group_products(Device device, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N,
+                    std::int64_t K, const T* A, std::int64_t lda, std::int64_t a_step, const T* B,
+                    std::int64_t ldb, std::int64_t b_step, T* C, std::int64_t ldc,
+                    std::int64_t c_step, std::int64_t images, T beta) {
+    std::vector<std::int64_t> a_off(images), b_off(images), c_off(images);
+    for (std::int64_t i = 0; i < images; ++i) {
+        a_off[i] = i * a_step;
+        b_off[i] = i * b_step;
+        c_off[i] = i * c_step;
+    }
+    cpu::GemmBatch<T> g;
+    g.trans_a = trans_a;
+    g.trans_b = trans_b;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.beta = beta;
+    g.A = A;
+    g.lda = lda;
+    g.B = B;
+    g.ldb = ldb;
+    g.C = C;
+    g.ldc = ldc;
+    g.count = images;
+    g.a_offset = a_off.data();
+    g.b_offset = b_off.data();
+    g.c_offset = c_off.data();
+    cuda::gemm_batched(device, g);
+}
+
+template <class T>
+void conv2d_forward_gpu(const ConvShape& s, const Tensor& x, const Tensor& weight,
+                        const Tensor& bias, Tensor& y) {
+    const Device device = x.device();
+    if (s.depthwise()) {
+        cuda::launch(device, y.numel(),
+                     kernels::DepthwiseForward<T>{
+                         x.device_data<T>(), weight.device_data<T>(),
+                         bias.defined() ? bias.device_data<T>() : nullptr, y.device_data<T>(),
+                         depthwise_layout(s)});
+        return;
+    }
+    T beta = T(0);
+    if (bias.defined()) {  // every output plane starts at its bias; the products add onto it
+        const Shape bias_shape{s.O, 1};
+        const Shape planes{s.B, s.O, s.positions()};
+        cuda::launch(device, y.numel(),
+                     kernels::BroadcastCopy<T>{bias.device_data<T>(), y.device_data<T>(),
+                                               kernels::make_broadcast_index<1>(planes,
+                                                                                {&bias_shape})});
+        beta = T(1);
+    }
+    const kernels::ConvWindow g = conv_window(s);
+    const std::int64_t taps = s.taps(), P = s.positions(), per = s.out_per_group();
+    const std::int64_t chunk = gpu_chunk_images(s), plane = s.H * s.W;
+    Tensor col = Tensor::empty({chunk * taps * P}, x.dtype(), device);
+    for (std::int64_t first = 0; first < s.B; first += chunk) {
+        const std::int64_t n = std::min(chunk, s.B - first);
+        for (std::int64_t group = 0; group < s.groups; ++group) {
+            cuda::launch(device, n * taps * P,
+                         kernels::Im2Col<T>{x.device_data<T>() +
+                                                (first * s.C + group * s.in_per_group()) * plane,
+                                            col.device_data<T>(), g, s.C * plane});
+            // y_i (per x P) = W_g (per x taps) col_i (taps x P)
+            group_products<T>(device, false, false, per, P, taps,
+                              weight.device_data<T>() + group * per * taps, taps, 0,
+                              col.device_data<T>(), P, taps * P,
+                              y.device_data<T>() + (first * s.O + group * per) * P, P, s.O * P, n,
+                              beta);
+        }
+    }
+}
+
+template <class T>
+void conv2d_grad_input_gpu(const ConvShape& s, const Tensor& dy, const Tensor& weight, Tensor& dx) {
+    const Device device = dy.device();
+    if (s.depthwise()) {
+        cuda::launch(device, dx.numel(),
+                     kernels::DepthwiseGradInput<T>{dy.device_data<T>(), weight.device_data<T>(),
+                                                    dx.device_data<T>(), depthwise_layout(s)});
+        return;
+    }
+    const kernels::ConvWindow g = conv_window(s);
+    const std::int64_t taps = s.taps(), P = s.positions(), per = s.out_per_group();
+    const std::int64_t chunk = gpu_chunk_images(s), plane = s.H * s.W;
+    Tensor dcol = Tensor::empty({chunk * taps * P}, dy.dtype(), device);
+    for (std::int64_t first = 0; first < s.B; first += chunk) {
+        const std::int64_t n = std::min(chunk, s.B - first);
+        for (std::int64_t group = 0; group < s.groups; ++group) {
+            // dcol_i (taps x P) = W_g^T (taps x per) dy_i (per x P)
+            group_products<T>(device, true, false, taps, P, per,
+                              weight.device_data<T>() + group * per * taps, taps, 0,
+                              dy.device_data<T>() + (first * s.O + group * per) * P, P, s.O * P,
+                              dcol.device_data<T>(), P, taps * P, n, T(0));
+            cuda::launch(device, n * s.in_per_group() * plane,
+                         kernels::Col2Im<T>{dcol.device_data<T>(),
+                                            dx.device_data<T>() +
+                                                (first * s.C + group * s.in_per_group()) * plane,
+                                            g, s.C * plane});
+        }
+    }
+}
+
+template <class T>
+void conv2d_grad_weight_gpu(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw) {
+    const Device device = x.device();
+    if (s.depthwise()) {
+        cuda::launch(device, dw.numel(),
+                     kernels::DepthwiseGradWeight<T>{x.device_data<T>(), dy.device_data<T>(),
+                                                     dw.device_data<T>(), depthwise_layout(s)});
+        return;
+    }
+    const kernels::ConvWindow g = conv_window(s);
+    const std::int64_t taps = s.taps(), P = s.positions(), per = s.out_per_group();
+    const std::int64_t chunk = gpu_chunk_images(s), plane = s.H * s.W;
+    Tensor col = Tensor::empty({chunk * taps * P}, x.dtype(), device);
+    for (std::int64_t first = 0; first < s.B; first += chunk) {
+        const std::int64_t n = std::min(chunk, s.B - first);
+        for (std::int64_t group = 0; group < s.groups; ++group) {
+            cuda::launch(device, n * taps * P,
+                         kernels::Im2Col<T>{x.device_data<T>() +
+                                                (first * s.C + group * s.in_per_group()) * plane,
+                                            col.device_data<T>(), g, s.C * plane});
+            // dW_g (per x taps) += dy_i (per x P) col_i^T (P x taps), over the images in order
+            group_products<T>(device, false, true, per, taps, P,
+                              dy.device_data<T>() + (first * s.O + group * per) * P, P, s.O * P,
+                              col.device_data<T>(), P, taps * P,
+                              dw.device_data<T>() + group * per * taps, taps, 0, n,
+                              first == 0 ? T(0) : T(1));
+        }
+    }
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -364,8 +530,14 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
             "conv2d: a fused activation is for inference only (no gradient is recorded through "
             "it); apply the activation as its own op when training");
 
-    Tensor y = Tensor::empty({s.B, s.O, s.OH, s.OW}, x.dtype());
+    Tensor y = Tensor::empty({s.B, s.O, s.OH, s.OW}, x.dtype(), x.device());
     visit_floating(x.dtype(), "conv2d", [&]<class T>(Type<T>) {
+        if (x.device().is_cuda()) {
+            require(options.epilogue == ConvEpilogue::none,
+                    "conv2d: fused activations run on the CPU only; apply it as its own op");
+            conv2d_forward_gpu<T>(s, x, weight, bias, y);
+            return;
+        }
         conv2d_forward<T>(s, x.data<T>(), weight.data<T>(),
                           bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
     });
@@ -379,8 +551,16 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
            [sx = need_w ? x.detach() : Tensor(), sw = need_x ? weight.detach() : Tensor(),
             x_shape = x.shape(), w_shape = weight.shape(), s, need_x, need_w,
             need_b](const Tensor& dy) {
-               Tensor dx = need_x ? Tensor::empty(x_shape, dy.dtype()) : Tensor();
-               Tensor dw = need_w ? Tensor::empty(w_shape, dy.dtype()) : Tensor();
+               const Device device = dy.device();
+               Tensor dx = need_x ? Tensor::empty(x_shape, dy.dtype(), device) : Tensor();
+               Tensor dw = need_w ? Tensor::empty(w_shape, dy.dtype(), device) : Tensor();
+               if (device.is_cuda()) {
+                   visit_floating(dy.dtype(), "conv2d backward", [&]<class T>(Type<T>) {
+                       if (need_x) conv2d_grad_input_gpu<T>(s, dy, sw, dx);
+                       if (need_w) conv2d_grad_weight_gpu<T>(s, sx, dy, dw);
+                   });
+                   return std::vector<Tensor>{dx, dw, need_b ? sum(dy, {0, 2, 3}) : Tensor()};
+               }
                Tensor db = need_b ? Tensor::empty({s.O}, dy.dtype()) : Tensor();
                visit_floating(dy.dtype(), "conv2d backward", [&]<class T>(Type<T>) {
                    if (need_x) conv2d_grad_input<T>(s, dy.data<T>(), sw.data<T>(), dx.data<T>());

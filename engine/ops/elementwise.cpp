@@ -3,7 +3,8 @@
 // Shapes: a (...), b (...) -> broadcast_shapes(a, b). Matches torch.add, torch.mul, ... .
 // Backward: each input's gradient is computed at the output's shape, then summed back over the
 // dims that broadcasting stretched (sum_to). Saved: only the inputs (or output) the formula uses.
-// Arithmetic: the loops are engine/cpu/broadcast.h; unary formulas are engine/math/unary.h.
+// Arithmetic: the loops are engine/cpu/broadcast.h; the formulas are engine/math/binary.h and
+// engine/math/unary.h. On a GPU the kernels of engine/kernels/elementwise.h run the same formulas.
 #include "engine/ops/elementwise.h"
 
 #include <cmath>
@@ -11,6 +12,9 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu/broadcast.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/elementwise.h"
+#include "engine/math/binary.h"
 #include "engine/math/unary.h"
 #include "engine/ops.h"
 #include "engine/ops/unary_op.h"
@@ -19,8 +23,11 @@ namespace retort {
 
 namespace {
 
-void check_cpu(const Tensor& t, const char* op) {
-    require(t.device().is_cpu(), op, ": no kernel for ", t.device().str(), " tensors yet");
+// A 0-dim CPU tensor may meet a tensor on a GPU (a scalar written in code, as PyTorch allows);
+// it is copied over. Any other mix of devices is an error.
+Tensor on_device_of(const Tensor& t, const Tensor& other) {
+    if (t.device() == other.device() || t.dim() != 0 || !t.device().is_cpu()) return t;
+    return t.to(other.device());
 }
 
 void check_binary(const Tensor& a, const Tensor& b, const char* op) {
@@ -29,28 +36,38 @@ void check_binary(const Tensor& a, const Tensor& b, const char* op) {
             dtype_name(b.dtype()), " (convert one with .to())");
     require(a.device() == b.device(), op, ": tensors are on different devices, ",
             a.device().str(), " and ", b.device().str());
-    check_cpu(a, op);
 }
 
-// out = f(a, b) elementwise with broadcasting, for any dtype.
-template <class F>
-Tensor binary(const Tensor& a, const Tensor& b, const char* op, F f) {
+// out = Op::apply(a, b) elementwise with broadcasting, for any dtype (Op from math/binary.h).
+template <class Op>
+Tensor binary(const Tensor& a_in, const Tensor& b_in, const char* op) {
+    require(a_in.defined() && b_in.defined(), op, ": undefined tensor argument");
+    const Tensor a = on_device_of(a_in, b_in), b = on_device_of(b_in, a_in);
     check_binary(a, b, op);
     Shape out_shape = broadcast_shapes(a.shape(), b.shape(), op);
-    Tensor out = Tensor::empty(out_shape, a.dtype());
+    Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
     visit_dtype(a.dtype(), [&]<class T>(Type<T>) {
+        if (a.device().is_cuda()) {
+            cuda::launch(a.device(), out.numel(),
+                         kernels::Binary<Op, T>{
+                             a.device_data<T>(), b.device_data<T>(), out.device_data<T>(),
+                             kernels::make_broadcast_index<2>(out_shape, {&a.shape(), &b.shape()})});
+            return;
+        }
         cpu::map2(a.data<T>(), a.shape(), b.data<T>(), b.shape(), out.data<T>(), out_shape,
-                  [&](T x, T y) { return static_cast<T>(f(x, y)); });
+                  [](T x, T y) { return Op::apply(x, y); });
     });
     return out;
 }
 
-Tensor scalar_like(double value, const Tensor& t) { return scalar_tensor(value, t.dtype()); }
+Tensor scalar_like(double value, const Tensor& t) {
+    return scalar_tensor(value, t.dtype(), t.device());
+}
 
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-    Tensor out = binary(a, b, "add", [](auto x, auto y) { return x + y; });
+    Tensor out = binary<math::Add>(a, b, "add");
     record(out, "add", {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor& g) {
         return std::vector<Tensor>{sum_to(g, sa), sum_to(g, sb)};
     });
@@ -58,7 +75,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
-    Tensor out = binary(a, b, "sub", [](auto x, auto y) { return x - y; });
+    Tensor out = binary<math::Sub>(a, b, "sub");
     record(out, "sub", {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor& g) {
         return std::vector<Tensor>{sum_to(g, sa), sum_to(neg(g), sb)};
     });
@@ -66,7 +83,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-    Tensor out = binary(a, b, "mul", [](auto x, auto y) { return x * y; });
+    Tensor out = binary<math::Mul>(a, b, "mul");
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
     record(out, "mul", {a, b}, [sa = a.detach(), sb = b.detach(), need_a, need_b](const Tensor& g) {
         return std::vector<Tensor>{need_a ? sum_to(mul(g, sb), sa.shape()) : Tensor(),
@@ -80,7 +97,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
         // integer division would truncate silently; PyTorch's div is true division too
         fail("div: integer tensors (", dtype_name(a.dtype()), "); convert to float first");
     }
-    Tensor out = binary(a, b, "div", [](auto x, auto y) { return x / y; });
+    Tensor out = binary<math::Div>(a, b, "div");
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
     record(out, "div", {a, b},
            [sb = b.detach(), so = out.detach(), sa_shape = a.shape(), need_a,
@@ -96,7 +113,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 Tensor pow(const Tensor& a, const Tensor& b) {
     require(is_floating(a.dtype()), "pow: expected floating-point tensors, got ",
             dtype_name(a.dtype()));
-    Tensor out = binary(a, b, "pow", [](auto x, auto y) { return std::pow(x, y); });
+    Tensor out = binary<math::Pow>(a, b, "pow");
     bool need_a = a.requires_grad(), need_b = b.requires_grad();
     record(out, "pow", {a, b},
            [sa = a.detach(), sb = b.detach(), so = out.detach(), need_a, need_b](const Tensor& g) {
@@ -118,11 +135,7 @@ Tensor pow(const Tensor& a, double exponent) {
 namespace {
 Tensor select_extreme(const Tensor& a, const Tensor& b, bool want_max) {
     const char* op = want_max ? "maximum" : "minimum";
-    Tensor out = binary(a, b, op, [want_max](auto x, auto y) {
-        if (std::isnan(static_cast<double>(x)) || std::isnan(static_cast<double>(y)))
-            return std::isnan(static_cast<double>(x)) ? x : y;  // NaN propagates
-        return want_max ? (x > y ? x : y) : (x < y ? x : y);
-    });
+    Tensor out = want_max ? binary<math::Maximum>(a, b, op) : binary<math::Minimum>(a, b, op);
     record(out, op, {a, b}, [sa = a.detach(), sb = b.detach(), want_max](const Tensor& g) {
         Tensor a_wins = want_max ? gt(sa, sb) : lt(sa, sb);
         Tensor tie = eq(sa, sb);
@@ -138,14 +151,28 @@ Tensor select_extreme(const Tensor& a, const Tensor& b, bool want_max) {
 Tensor minimum(const Tensor& a, const Tensor& b) { return select_extreme(a, b, false); }
 Tensor maximum(const Tensor& a, const Tensor& b) { return select_extreme(a, b, true); }
 
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
+    require(cond_in.defined() && a_in.defined() && b_in.defined(),
+            "where: undefined tensor argument");
+    const Tensor a = on_device_of(a_in, b_in), b = on_device_of(b_in, a_in);
+    const Tensor cond = on_device_of(cond_in, a);
     check_binary(a, b, "where");
-    check_cpu(cond, "where");
+    require(cond.device() == a.device(), "where: the condition is on ", cond.device().str(),
+            " and the values on ", a.device().str());
     Shape out_shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"),
                                        b.shape(), "where");
-    Tensor out = Tensor::empty(out_shape, a.dtype());
+    Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
     visit_dtype(cond.dtype(), [&]<class C>(Type<C>) {
         visit_dtype(a.dtype(), [&]<class T>(Type<T>) {
+            if (a.device().is_cuda()) {
+                cuda::launch(a.device(), out.numel(),
+                             kernels::Where<C, T>{cond.device_data<C>(), a.device_data<T>(),
+                                                  b.device_data<T>(), out.device_data<T>(),
+                                                  kernels::make_broadcast_index<3>(
+                                                      out_shape, {&cond.shape(), &a.shape(),
+                                                                  &b.shape()})});
+                return;
+            }
             cpu::map3(cond.data<C>(), cond.shape(), a.data<T>(), a.shape(), b.data<T>(), b.shape(),
                       out.data<T>(), out_shape, [](C c, T x, T y) { return c != C(0) ? x : y; });
         });
@@ -161,22 +188,22 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 
 // ---- comparisons (not differentiable) ----
 Tensor eq(const Tensor& a, const Tensor& b) {
-    return binary(a, b, "eq", [](auto x, auto y) { return x == y ? 1 : 0; });
+    return binary<math::Eq>(a, b, "eq");
 }
 Tensor ne(const Tensor& a, const Tensor& b) {
-    return binary(a, b, "ne", [](auto x, auto y) { return x != y ? 1 : 0; });
+    return binary<math::Ne>(a, b, "ne");
 }
 Tensor lt(const Tensor& a, const Tensor& b) {
-    return binary(a, b, "lt", [](auto x, auto y) { return x < y ? 1 : 0; });
+    return binary<math::Lt>(a, b, "lt");
 }
 Tensor le(const Tensor& a, const Tensor& b) {
-    return binary(a, b, "le", [](auto x, auto y) { return x <= y ? 1 : 0; });
+    return binary<math::Le>(a, b, "le");
 }
 Tensor gt(const Tensor& a, const Tensor& b) {
-    return binary(a, b, "gt", [](auto x, auto y) { return x > y ? 1 : 0; });
+    return binary<math::Gt>(a, b, "gt");
 }
 Tensor ge(const Tensor& a, const Tensor& b) {
-    return binary(a, b, "ge", [](auto x, auto y) { return x >= y ? 1 : 0; });
+    return binary<math::Ge>(a, b, "ge");
 }
 
 // ---- unary math ----
@@ -202,9 +229,15 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
     require(broadcast_shapes(x.shape(), shape, "broadcast_to") == shape, "broadcast_to: shape ",
             shape_str(x.shape()), " cannot be expanded to ", shape_str(shape));
     if (x.shape() == shape) return x;
-    check_cpu(x, "broadcast_to");
-    Tensor out = Tensor::empty(shape, x.dtype());
+    Tensor out = Tensor::empty(shape, x.dtype(), x.device());
     visit_dtype(x.dtype(), [&]<class T>(Type<T>) {
+        if (x.device().is_cuda()) {
+            cuda::launch(x.device(), out.numel(),
+                         kernels::BroadcastCopy<T>{x.device_data<T>(), out.device_data<T>(),
+                                                   kernels::make_broadcast_index<1>(
+                                                       shape, {&x.shape()})});
+            return;
+        }
         cpu::map2(x.data<T>(), x.shape(), x.data<T>(), x.shape(), out.data<T>(), shape,
                   [](T v, T) { return v; });
     });

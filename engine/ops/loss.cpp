@@ -10,7 +10,7 @@
 //
 // Backward: every loss is composed from differentiable ops (log_softmax, mul, sum, where, ...), so
 // autograd derives it and each op saves what its own backward needs. Class indices enter as a
-// constant weight tensor built by a small kernel (class_weights): the loss is -sum_k(logp * Q).
+// constant weight tensor built by a small kernel (class_weights, engine/kernels/loss.h): the loss is -sum_k(logp * Q).
 // The one explicit backward is the p-norm's, because x / ||x|| is 0/0 at a zero vector where
 // PyTorch defines the gradient as 0.
 #include "engine/ops/loss.h"
@@ -19,6 +19,10 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu/broadcast.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/elementwise.h"
+#include "engine/kernels/loss.h"
+#include "engine/math/vector_norm.h"
 #include "engine/ops.h"
 
 namespace retort {
@@ -44,7 +48,6 @@ void check_float(const Tensor& t, const char* op, const char* what) {
     require(t.defined(), op, ": ", what, " is an undefined tensor");
     require(t.is_floating_point(), op, ": ", what, " must be float32 or float64, got ",
             dtype_name(t.dtype()));
-    require(t.device().is_cpu(), op, ": no kernel for ", t.device().str(), " tensors yet");
 }
 
 // input and target: floating, same dtype, same shape.
@@ -96,41 +99,32 @@ std::int64_t count_kept_targets(const I* t, std::int64_t n, std::int64_t classes
     return kept;
 }
 
-// The constant Q of loss = -sum_k(logp * Q): for each item, `on` at its target class and `off`
-// at the others; all zeros for an item whose target is ignore_index. Q has the scores' shape,
-// viewed as [B][K][d1 * ...]; the targets as [B][d1 * ...].
-template <class T, class I>
-void fill_class_weights(const I* target, T* q, DimSplit s, T on, T off, std::int64_t ignore_index) {
-    parallel_for(0, s.outer, grain_for(s.size * s.inner), [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t o = b; o < e; ++o) {
-            for (std::int64_t i = 0; i < s.inner; ++i) {
-                const std::int64_t c = target[o * s.inner + i];
-                const bool ignored = c == ignore_index;
-                for (std::int64_t k = 0; k < s.size; ++k)
-                    q[(o * s.size + k) * s.inner + i] = ignored ? T(0) : (k == c ? on : off);
-            }
-        }
-    });
-}
-
-struct ClassWeights {
-    Tensor q;
-    std::int64_t kept;  // items not ignored: the divisor of "mean"
+struct ClassWeightsTensor {
+    Tensor q;             // engine/kernels/loss.h
+    std::int64_t kept;    // items not ignored: the divisor of "mean"
 };
 
-ClassWeights class_weights(const Tensor& scores, const Tensor& target, double on, double off,
-                           std::int64_t ignore_index, const char* op) {
+ClassWeightsTensor class_weights(const Tensor& scores, const Tensor& target, double on,
+                                 double off, std::int64_t ignore_index, const char* op) {
+    require(target.device() == scores.device(), op, ": the target is on ", target.device().str(),
+            " but the input on ", scores.device().str());
     const DimSplit s = split_at_dim(scores.shape(), class_dim(scores));
-    ClassWeights w{Tensor::empty(scores.shape(), scores.dtype()), 0};
-    visit_dtype(target.dtype(), [&]<class I>(Type<I>) {
-        const I* t = target.data<I>();
-        // validated first, on one thread: an exception must not escape a parallel loop
-        w.kept = count_kept_targets(t, target.numel(), s.size, ignore_index, op);
+    ClassWeightsTensor w{Tensor::empty(scores.shape(), scores.dtype(), scores.device()), 0};
+    // the targets are validated on the CPU first (a GPU's are copied over: B numbers)
+    const Tensor host_target = target.to(Device::cpu());
+    auto fill = [&]<class I>(Type<I>) {
+        w.kept = count_kept_targets(host_target.data<I>(), target.numel(), s.size, ignore_index,
+                                    op);
         visit_floating(scores.dtype(), op, [&]<class T>(Type<T>) {
-            fill_class_weights(t, w.q.data<T>(), s, static_cast<T>(on), static_cast<T>(off),
-                               ignore_index);
+            run(scores.device(), w.q.numel(),
+                kernels::ClassWeights<T, I>{target.device_data<I>(), w.q.device_data<T>(), s,
+                                            static_cast<T>(on), static_cast<T>(off),
+                                            ignore_index});
         });
-    });
+    };
+    // class indices are int32 or int64 (check_index_target)
+    if (target.dtype() == DType::i32) fill(Type<std::int32_t>{});
+    else fill(Type<std::int64_t>{});
     return w;
 }
 
@@ -140,7 +134,7 @@ Tensor index_target_loss(const Tensor& logp, const Tensor& target, const std::st
     const double classes = static_cast<double>(logp.size(class_dim(logp)));
     // label smoothing mixes the one-hot target with the uniform distribution 1/K
     const double off = smoothing / classes, on = 1.0 - smoothing + off;
-    ClassWeights w = class_weights(logp, target, on, off, ignore_index, op);
+    ClassWeightsTensor w = class_weights(logp, target, on, off, ignore_index, op);
     Tensor per_item = -sum(logp * w.q, {class_dim(logp)});
     if (reduction == "none") return per_item;
     if (reduction == "sum") return sum(per_item);
@@ -244,20 +238,28 @@ Tensor vector_norm(const Tensor& x, double p, int dim) {
     }
     record(norm, "vector_norm", {x}, [sx = x.detach(), sn = norm.detach(), p](const Tensor& g) {
         // d||x||/dx_i = sign(x_i) |x_i|^(p-1) * (g / ||x||^(p-1)); the second factor is per line
-        Tensor scale = Tensor::empty(sn.shape(), sn.dtype());
-        Tensor dx = Tensor::empty(sx.shape(), sx.dtype());
+        Tensor scale = Tensor::empty(sn.shape(), sn.dtype(), sn.device());
+        Tensor dx = Tensor::empty(sx.shape(), sx.dtype(), sx.device());
         visit_floating(sx.dtype(), "vector_norm backward", [&]<class T>(Type<T>) {
+            if (sx.device().is_cuda()) {
+                cuda::launch(sx.device(), scale.numel(),
+                             kernels::Binary<math::NormScale, T>{
+                                 g.device_data<T>(), sn.device_data<T>(), scale.device_data<T>(),
+                                 kernels::make_broadcast_index<2>(sn.shape(),
+                                                                  {&g.shape(), &sn.shape()}),
+                                 math::NormScale{p}});
+                cuda::launch(sx.device(), dx.numel(),
+                             kernels::Binary<math::NormGrad, T>{
+                                 sx.device_data<T>(), scale.device_data<T>(), dx.device_data<T>(),
+                                 kernels::make_broadcast_index<2>(sx.shape(),
+                                                                  {&sx.shape(), &scale.shape()}),
+                                 math::NormGrad{p}});
+                return;
+            }
             cpu::map2(g.data<T>(), g.shape(), sn.data<T>(), sn.shape(), scale.data<T>(),
-                      sn.shape(), [p](T gi, T n) {
-                          return n == T(0) ? T(0) : gi / std::pow(n, static_cast<T>(p - 1));
-                      });
+                      sn.shape(), [p](T gi, T n) { return math::NormScale{p}.apply(gi, n); });
             cpu::map2(sx.data<T>(), sx.shape(), scale.data<T>(), scale.shape(), dx.data<T>(),
-                      sx.shape(), [p](T v, T s) {
-                          if (v == T(0)) return T(0);
-                          if (p == 2.0) return v * s;
-                          T magnitude = std::pow(std::abs(v), static_cast<T>(p - 1));
-                          return (v > T(0) ? magnitude : -magnitude) * s;
-                      });
+                      sx.shape(), [p](T v, T sc) { return math::NormGrad{p}.apply(v, sc); });
         });
         return std::vector<Tensor>{dx};
     });

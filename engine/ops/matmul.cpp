@@ -17,7 +17,9 @@
 #include "engine/autograd.h"
 #include "engine/flops.h"
 #include "engine/cpu/gemm.h"
-#include "engine/cpu/reduce.h"
+#include "engine/cuda/blas.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/elementwise.h"
 #include "engine/ops.h"
 
 namespace retort {
@@ -31,8 +33,8 @@ void check_operands(const Tensor& a, const Tensor& b, const char* op, const char
             " and ", b_name, " is ", dtype_name(b.dtype()), " (convert one with .to())");
     require(is_floating(a.dtype()), op, ": expected floating-point tensors, got ",
             dtype_name(a.dtype()));
-    require(a.device().is_cpu() && b.device().is_cpu(), op, ": no kernel for ",
-            a.device().str(), " tensors yet");
+    require(a.device() == b.device(), op, ": ", a_name, " is on ", a.device().str(), " and ",
+            b_name, " on ", b.device().str());
 }
 
 // For each item of the broadcast batch, the index of the matrix it takes from an operand with
@@ -115,8 +117,18 @@ std::vector<std::int64_t> item_offsets(std::int64_t items, std::int64_t matrix_s
 }
 
 // C[c_off[i]] (+)= op(X[x_off[i]]) op(Y[y_off[i]]) over all items; items sharing C are summed.
+// C = alpha op(A) op(B) + beta C on whichever device the pointers live (engine/cpu/gemm.h's
+// interface; engine/cuda/blas.h on a GPU).
 template <class T>
-void batched_product(bool trans_x, bool trans_y, std::int64_t M, std::int64_t N, std::int64_t K,
+void gemm_on(Device device, bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K,
+             const T* A, std::int64_t lda, const T* B, std::int64_t ldb, T* C, std::int64_t ldc,
+             T beta = T(0)) {
+    if (device.is_cuda()) cuda::gemm(device, ta, tb, M, N, K, T(1), A, lda, B, ldb, beta, C, ldc);
+    else cpu::gemm(ta, tb, M, N, K, T(1), A, lda, B, ldb, beta, C, ldc);
+}
+
+template <class T>
+void batched_product(Device device, bool trans_x, bool trans_y, std::int64_t M, std::int64_t N, std::int64_t K,
                      const T* X, std::int64_t ldx, const std::vector<std::int64_t>& x_off,
                      const T* Y, std::int64_t ldy, const std::vector<std::int64_t>& y_off, T* C,
                      const std::vector<std::int64_t>& c_off) {
@@ -136,38 +148,39 @@ void batched_product(bool trans_x, bool trans_y, std::int64_t M, std::int64_t N,
     g.a_offset = x_off.data();
     g.b_offset = y_off.data();
     g.c_offset = c_off.data();
-    cpu::gemm_batched(g);
+    if (device.is_cuda()) cuda::gemm_batched(device, g);
+    else cpu::gemm_batched(g);
 }
 
 template <class T>
-void matmul_forward(const MatmulPlan& p, const T* a, const T* b, T* c) {
+void matmul_forward(Device device, const MatmulPlan& p, const T* a, const T* b, T* c) {
     if (p.fold_a_rows) {
-        cpu::gemm(false, false, p.items() * p.M, p.N, p.K, T(1), a, p.K, b, p.N, T(0), c, p.N);
+        gemm_on<T>(device, false, false, p.items() * p.M, p.N, p.K, a, p.K, b, p.N, c, p.N);
         return;
     }
-    batched_product<T>(false, false, p.M, p.N, p.K, a, p.K, offsets(p.a_source, p.M * p.K), b,
+    batched_product<T>(device, false, false, p.M, p.N, p.K, a, p.K, offsets(p.a_source, p.M * p.K), b,
                        p.N, offsets(p.b_source, p.K * p.N), c, item_offsets(p.items(), p.M * p.N));
 }
 
 // dA = dC B^T, summed over the output matrices that used each matrix of a.
 template <class T>
-void matmul_grad_a(const MatmulPlan& p, const T* dc, const T* b, T* da) {
+void matmul_grad_a(Device device, const MatmulPlan& p, const T* dc, const T* b, T* da) {
     if (p.fold_a_rows) {
-        cpu::gemm(false, true, p.items() * p.M, p.K, p.N, T(1), dc, p.N, b, p.N, T(0), da, p.K);
+        gemm_on<T>(device, false, true, p.items() * p.M, p.K, p.N, dc, p.N, b, p.N, da, p.K);
         return;
     }
-    batched_product<T>(false, true, p.M, p.K, p.N, dc, p.N, item_offsets(p.items(), p.M * p.N), b,
+    batched_product<T>(device, false, true, p.M, p.K, p.N, dc, p.N, item_offsets(p.items(), p.M * p.N), b,
                        p.N, offsets(p.b_source, p.K * p.N), da, offsets(p.a_source, p.M * p.K));
 }
 
 // dB = A^T dC, summed over the output matrices that used each matrix of b.
 template <class T>
-void matmul_grad_b(const MatmulPlan& p, const T* a, const T* dc, T* db) {
+void matmul_grad_b(Device device, const MatmulPlan& p, const T* a, const T* dc, T* db) {
     if (p.fold_a_rows) {  // one product over all stacked rows: (K x items M) (items M x N)
-        cpu::gemm(true, false, p.K, p.N, p.items() * p.M, T(1), a, p.K, dc, p.N, T(0), db, p.N);
+        gemm_on<T>(device, true, false, p.K, p.N, p.items() * p.M, a, p.K, dc, p.N, db, p.N);
         return;
     }
-    batched_product<T>(true, false, p.K, p.N, p.M, a, p.K, offsets(p.a_source, p.M * p.K), dc, p.N,
+    batched_product<T>(device, true, false, p.K, p.N, p.M, a, p.K, offsets(p.a_source, p.M * p.K), dc, p.N,
                        item_offsets(p.items(), p.M * p.N), db, offsets(p.b_source, p.K * p.N));
 }
 
@@ -176,9 +189,10 @@ void matmul_grad_b(const MatmulPlan& p, const T* a, const T* dc, T* db) {
 Tensor matmul(const Tensor& a, const Tensor& b) {
     check_operands(a, b, "matmul", "the first argument", "the second");
     const MatmulPlan plan = plan_matmul(a.shape(), b.shape());
-    Tensor out = Tensor::empty(plan.out_shape, a.dtype());
+    Tensor out = Tensor::empty(plan.out_shape, a.dtype(), a.device());
     visit_floating(a.dtype(), "matmul", [&]<class T>(Type<T>) {
-        matmul_forward<T>(plan, a.data<T>(), b.data<T>(), out.data<T>());
+        matmul_forward<T>(a.device(), plan, a.device_data<T>(), b.device_data<T>(),
+                          out.device_data<T>());
     });
     add_flops(2 * plan.items() * plan.M * plan.N * plan.K);
 
@@ -188,12 +202,17 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
            [sa = need_b ? a.detach() : Tensor(), sb = need_a ? b.detach() : Tensor(),
             a_shape = a.shape(), b_shape = b.shape(), plan, need_a, need_b](const Tensor& dc) {
                // An operand that no product used (an empty batch) gets a zero gradient.
-               Tensor da = need_a ? zeros(a_shape, dc.dtype()) : Tensor();
-               Tensor db = need_b ? zeros(b_shape, dc.dtype()) : Tensor();
+               const Device device = dc.device();
+               Tensor da = need_a ? zeros(a_shape, dc.dtype(), device) : Tensor();
+               Tensor db = need_b ? zeros(b_shape, dc.dtype(), device) : Tensor();
                if (plan.items() == 0) return std::vector<Tensor>{da, db};
                visit_floating(dc.dtype(), "matmul backward", [&]<class T>(Type<T>) {
-                   if (need_a) matmul_grad_a<T>(plan, dc.data<T>(), sb.data<T>(), da.data<T>());
-                   if (need_b) matmul_grad_b<T>(plan, sa.data<T>(), dc.data<T>(), db.data<T>());
+                   if (need_a)
+                       matmul_grad_a<T>(device, plan, dc.device_data<T>(), sb.device_data<T>(),
+                                        da.device_data<T>());
+                   if (need_b)
+                       matmul_grad_b<T>(device, plan, sa.device_data<T>(), dc.device_data<T>(),
+                                        db.device_data<T>());
                });
                return std::vector<Tensor>{da, db};
            });
@@ -221,18 +240,27 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     Shape out_shape = x.shape();
     out_shape.back() = out_features;
     const std::int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
-    Tensor y = Tensor::empty(out_shape, x.dtype());
+    const Device device = x.device();
+    Tensor y = Tensor::empty(out_shape, x.dtype(), device);
     visit_floating(x.dtype(), "linear", [&]<class T>(Type<T>) {
-        T* py = y.data<T>();
         T beta = T(0);
         if (bias.defined()) {  // start every row at the bias and let gemm add x W^T onto it
-            const T* pb = bias.data<T>();
-            for (std::int64_t r = 0; r < rows; ++r)
-                std::copy(pb, pb + out_features, py + r * out_features);
             beta = T(1);
+            if (device.is_cuda()) {
+                const Shape bias_shape{out_features};
+                cuda::launch(device, y.numel(),
+                             kernels::BroadcastCopy<T>{bias.device_data<T>(), y.device_data<T>(),
+                                                       kernels::make_broadcast_index<1>(
+                                                           out_shape, {&bias_shape})});
+            } else {
+                T* py = y.data<T>();
+                const T* pb = bias.data<T>();
+                for (std::int64_t r = 0; r < rows; ++r)
+                    std::copy(pb, pb + out_features, py + r * out_features);
+            }
         }
-        cpu::gemm(false, true, rows, out_features, in, T(1), x.data<T>(), in, weight.data<T>(), in,
-                  beta, py, out_features);
+        gemm_on<T>(device, false, true, rows, out_features, in, x.device_data<T>(), in,
+                   weight.device_data<T>(), in, y.device_data<T>(), out_features, beta);
     });
     add_flops(2 * rows * out_features * in);
 
@@ -243,20 +271,21 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
            [sx = need_w ? x.detach() : Tensor(), sw = need_x ? weight.detach() : Tensor(),
             x_shape = x.shape(), w_shape = weight.shape(), rows, in, out_features, need_x,
             need_w, need_b](const Tensor& dy) {
-               Tensor dx = need_x ? Tensor::empty(x_shape, dy.dtype()) : Tensor();
-               Tensor dw = need_w ? Tensor::empty(w_shape, dy.dtype()) : Tensor();
-               Tensor db = need_b ? Tensor::empty({out_features}, dy.dtype()) : Tensor();
+               const Device device = dy.device();
+               Tensor dx = need_x ? Tensor::empty(x_shape, dy.dtype(), device) : Tensor();
+               Tensor dw = need_w ? Tensor::empty(w_shape, dy.dtype(), device) : Tensor();
+               Tensor db;
                visit_floating(dy.dtype(), "linear backward", [&]<class T>(Type<T>) {
-                   const T* g = dy.data<T>();
+                   const T* g = dy.device_data<T>();
                    if (need_x)  // dx (rows, in) = dy (rows, out) W (out, in)
-                       cpu::gemm(false, false, rows, in, out_features, T(1), g, out_features,
-                                 sw.data<T>(), in, T(0), dx.data<T>(), in);
+                       gemm_on<T>(device, false, false, rows, in, out_features, g, out_features,
+                                  sw.device_data<T>(), in, dx.device_data<T>(), in);
                    if (need_w)  // dW (out, in) = dy^T (out, rows) x (rows, in)
-                       cpu::gemm(true, false, out_features, in, rows, T(1), g, out_features,
-                                 sx.data<T>(), in, T(0), dw.data<T>(), in);
-                   if (need_b)  // db = dy summed over rows, in fixed chunks
-                       cpu::sum_along(g, db.data<T>(), DimSplit{1, rows, out_features});
+                       gemm_on<T>(device, true, false, out_features, in, rows, g, out_features,
+                                  sx.device_data<T>(), in, dw.device_data<T>(), in);
                });
+               if (need_b)  // db = dy summed over rows, in fixed chunks (sum's order)
+                   db = sum(dy.reshape({rows, out_features}), {0});
                return std::vector<Tensor>{dx, dw, db};
            });
     return y;

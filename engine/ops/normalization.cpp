@@ -15,6 +15,8 @@
 // Saved: x, the weight, and the per-group mean and invstd (xhat is recomputed, not stored: it
 // would cost a tensor the size of x).
 //
+// On a GPU the same steps run as the kernels of engine/kernels/normalization.h (statistics in
+// double, every sum in the CPU's order).
 // Determinism: every per-channel or per-row sum runs in one thread in a fixed order, in double
 // precision, so results do not depend on the thread count (and f32 sums over large batches
 // keep their accuracy).
@@ -23,6 +25,8 @@
 #include <cmath>
 
 #include "engine/autograd.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/normalization.h"
 #include "engine/parallel.h"
 
 namespace retort {
@@ -30,7 +34,6 @@ namespace retort {
 namespace {
 
 void check_input(const Tensor& t, const char* op) {
-    require(t.device().is_cpu(), op, ": no kernel for ", t.device().str(), " tensors yet");
     require(is_floating(t.dtype()), op, ": expected a floating-point tensor, got ",
             dtype_name(t.dtype()));
 }
@@ -39,7 +42,8 @@ void check_input(const Tensor& t, const char* op) {
 void check_param(const Tensor& p, const Shape& shape, const Tensor& x, const char* op,
                  const char* name) {
     if (!p.defined()) return;
-    require(p.device().is_cpu(), op, ": no kernel for ", p.device().str(), " tensors yet");
+    require(p.device() == x.device(), op, ": ", name, " is on ", p.device().str(),
+            " but the input is on ", x.device().str());
     require(p.shape() == shape, op, ": ", name, " has shape ", shape_str(p.shape()),
             ", expected ", shape_str(shape), " for input of shape ", shape_str(x.shape()));
     require(p.dtype() == x.dtype(), op, ": ", name, " is ", dtype_name(p.dtype()),
@@ -250,6 +254,119 @@ std::vector<Tensor> layer_norm_backward(const LayerNormSaved& s, const Tensor& d
     return {dx, dw, db};
 }
 
+// ---------------------------------------------------------------------------------------------
+// on a GPU: the same steps, each a kernel of engine/kernels/normalization.h
+
+template <class T>
+const T* optional_data(const Tensor& t) {
+    return t.defined() ? t.device_data<T>() : nullptr;
+}
+
+template <class T>
+Tensor batch_norm_gpu(const Tensor& x, Tensor running_mean, Tensor running_var,
+                      const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                      double eps) {
+    const Device device = x.device();
+    const ChannelLayout l = channel_layout(x.shape());
+    const kernels::ChannelShape shape{l.B, l.C, l.S};
+    auto per_channel = [&] { return Tensor::empty({l.C}, DType::f64, device); };
+    Tensor mean = per_channel(), var = per_channel(), invstd = per_channel();
+    Tensor scale = per_channel(), shift = per_channel();
+    if (training)
+        cuda::launch(device, l.C,
+                     kernels::ChannelMoments<T>{x.device_data<T>(), shape,
+                                                mean.device_data<double>(),
+                                                var.device_data<double>()});
+    cuda::launch(device, l.C,
+                 kernels::BatchNormChannel<T>{
+                     mean.device_data<double>(), var.device_data<double>(),
+                     optional_data<T>(weight), optional_data<T>(bias),
+                     running_mean.defined() ? running_mean.device_data<T>() : nullptr,
+                     running_var.defined() ? running_var.device_data<T>() : nullptr, momentum,
+                     eps, static_cast<double>(l.count()), training, invstd.device_data<double>(),
+                     scale.device_data<double>(), shift.device_data<double>()});
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), device);
+    cuda::launch(device, x.numel(),
+                 kernels::ChannelAffine<T>{x.device_data<T>(), y.device_data<T>(), shape,
+                                           scale.device_data<double>(),
+                                           shift.device_data<double>()});
+    if (!needs_grad({x, weight, bias})) return y;
+    const bool need_x = x.requires_grad(), need_w = weight.defined() && weight.requires_grad();
+    const bool need_b = bias.defined() && bias.requires_grad();
+    record(y, "batch_norm", {x, weight, bias},
+           [sx = x.detach(), sw = weight.defined() ? weight.detach() : Tensor(), mean, invstd,
+            shape, training, need_x, need_w, need_b](const Tensor& dy) {
+               const Device device = dy.device();
+               Tensor sum_dy = Tensor::empty({shape.C}, DType::f64, device);
+               Tensor sum_dy_xhat = Tensor::empty({shape.C}, DType::f64, device);
+               cuda::launch(device, shape.C,
+                            kernels::ChannelGradSums<T>{
+                                sx.device_data<T>(), dy.device_data<T>(), shape,
+                                mean.device_data<double>(), invstd.device_data<double>(),
+                                sum_dy.device_data<double>(), sum_dy_xhat.device_data<double>()});
+               Tensor dx;
+               if (need_x) {
+                   dx = Tensor::empty(sx.shape(), sx.dtype(), device);
+                   cuda::launch(device, dx.numel(),
+                                kernels::BatchNormInputGrad<T>{
+                                    sx.device_data<T>(), dy.device_data<T>(),
+                                    optional_data<T>(sw), shape, mean.device_data<double>(),
+                                    invstd.device_data<double>(), sum_dy.device_data<double>(),
+                                    sum_dy_xhat.device_data<double>(), training,
+                                    dx.device_data<T>()});
+               }
+               return std::vector<Tensor>{dx, need_w ? sum_dy_xhat.to(dy.dtype()) : Tensor(),
+                                          need_b ? sum_dy.to(dy.dtype()) : Tensor()};
+           });
+    return y;
+}
+
+template <class T>
+Tensor layer_norm_gpu(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                      const Tensor& bias, double eps) {
+    const Device device = x.device();
+    const std::int64_t N = shape_numel(normalized_shape), M = N > 0 ? x.numel() / N : 0;
+    Tensor mean = Tensor::empty({M}, DType::f64, device);
+    Tensor invstd = Tensor::empty({M}, DType::f64, device);
+    cuda::launch(device, M,
+                 kernels::RowMoments<T>{x.device_data<T>(), N, eps, mean.device_data<double>(),
+                                        invstd.device_data<double>()});
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), device);
+    cuda::launch(device, x.numel(),
+                 kernels::LayerNormApply<T>{x.device_data<T>(), y.device_data<T>(), N,
+                                            optional_data<T>(weight), optional_data<T>(bias),
+                                            mean.device_data<double>(),
+                                            invstd.device_data<double>()});
+    if (!needs_grad({x, weight, bias})) return y;
+    const bool need_x = x.requires_grad(), need_w = weight.defined() && weight.requires_grad();
+    const bool need_b = bias.defined() && bias.requires_grad();
+    record(y, "layer_norm", {x, weight, bias},
+           [sx = x.detach(), sw = weight.defined() ? weight.detach() : Tensor(), mean, invstd, M,
+            N, normalized_shape, need_x, need_w, need_b](const Tensor& dy) {
+               const Device device = dy.device();
+               Tensor dx, dw, db;
+               if (need_x) {
+                   dx = Tensor::empty(sx.shape(), sx.dtype(), device);
+                   cuda::launch(device, M,
+                                kernels::LayerNormInputGrad<T>{
+                                    sx.device_data<T>(), dy.device_data<T>(),
+                                    optional_data<T>(sw), N, mean.device_data<double>(),
+                                    invstd.device_data<double>(), dx.device_data<T>()});
+               }
+               if (need_w) dw = Tensor::empty(normalized_shape, dy.dtype(), device);
+               if (need_b) db = Tensor::empty(normalized_shape, dy.dtype(), device);
+               if (need_w || need_b)
+                   cuda::launch(device, N,
+                                kernels::LayerNormParamGrad<T>{
+                                    sx.device_data<T>(), dy.device_data<T>(), M, N,
+                                    mean.device_data<double>(), invstd.device_data<double>(),
+                                    need_w ? dw.device_data<T>() : nullptr,
+                                    need_b ? db.device_data<T>() : nullptr});
+               return std::vector<Tensor>{dx, dw, db};
+           });
+    return y;
+}
+
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, const Tensor& weight,
@@ -266,11 +383,23 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
     check_param(running_var, channels, x, "batch_norm", "running_var");
     require(running_mean.defined() == running_var.defined(),
             "batch_norm: give both running_mean and running_var, or neither");
+    if (training)
+        require(l.count() > 1, "batch_norm: expected more than 1 value per channel when ",
+                "training, got input of shape ", shape_str(x.shape()));
+    else
+        require(running_mean.defined(),
+                "batch_norm: running_mean and running_var are needed in eval mode");
+    if (x.device().is_cuda()) {
+        Tensor y;
+        visit_floating(x.dtype(), "batch_norm", [&]<class T>(Type<T>) {
+            y = batch_norm_gpu<T>(x, running_mean, running_var, weight, bias, training, momentum,
+                                  eps);
+        });
+        return y;
+    }
 
     ChannelStats stats;
     if (training) {
-        require(l.count() > 1, "batch_norm: expected more than 1 value per channel when ",
-                "training, got input of shape ", shape_str(x.shape()));
         visit_floating(x.dtype(), "batch_norm", [&]<class T>(Type<T>) {
             stats = batch_stats(x.data<T>(), l);
             if (running_mean.defined()) {
@@ -280,8 +409,6 @@ Tensor batch_norm(const Tensor& x, Tensor running_mean, Tensor running_var, cons
             }
         });
     } else {
-        require(running_mean.defined(),
-                "batch_norm: running_mean and running_var are needed in eval mode");
         stats = {running_mean.to_vector<double>(), running_var.to_vector<double>()};
     }
 
@@ -321,6 +448,13 @@ Tensor layer_norm(const Tensor& x, const std::vector<std::int64_t>& normalized_s
             " does not match the last dims of input shape ", shape_str(x.shape()));
     check_param(weight, normalized_shape, x, "layer_norm", "weight");
     check_param(bias, normalized_shape, x, "layer_norm", "bias");
+    if (x.device().is_cuda()) {
+        Tensor y;
+        visit_floating(x.dtype(), "layer_norm", [&]<class T>(Type<T>) {
+            y = layer_norm_gpu<T>(x, normalized_shape, weight, bias, eps);
+        });
+        return y;
+    }
 
     const std::int64_t N = shape_numel(normalized_shape), M = N > 0 ? x.numel() / N : 0;
     const std::vector<double> w = values_or(weight, N, 1.0), b = values_or(bias, N, 0.0);

@@ -14,7 +14,8 @@
 // Backward: max pooling sends each output's gradient to the element that won (its index is saved
 // from the forward pass; ties go to the first, a NaN wins as in PyTorch); average pooling spreads
 // it evenly over the window. Saved: the winners' indices (max) or nothing but sizes (average).
-// Threads split the planes, so every sum is made by one thread in a fixed order.
+// Threads split the planes, so every sum is made by one thread in a fixed order. On a GPU the
+// kernels of engine/kernels/pool.h compute the same windows and add in the same order.
 #include "engine/ops/pool.h"
 
 #include <cmath>
@@ -22,6 +23,8 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/pool.h"
 #include "engine/ops.h"
 #include "engine/parallel.h"
 
@@ -76,6 +79,7 @@ std::string pair_str(std::int64_t a, std::int64_t b) { return cat("(", a, ", ", 
 struct PoolPlan {
     std::int64_t planes = 0, H = 0, W = 0;
     PoolAxis rows, cols;
+    kernels::PoolAxisRule row_rule{}, col_rule{};  // the same windows, as a GPU kernel computes them
     Shape out_shape;
     std::int64_t OH() const { return rows.size(); }
     std::int64_t OW() const { return cols.size(); }
@@ -87,7 +91,6 @@ PoolPlan plan_planes(const Tensor& x, const char* op) {
             ": expected an input of shape (B, C, H, W) or (C, H, W), got ", shape_str(x.shape()));
     require(is_floating(x.dtype()), op, ": expected a floating-point tensor, got ",
             dtype_name(x.dtype()));
-    require(x.device().is_cpu(), op, ": no kernel for ", x.device().str(), " tensors yet");
     PoolPlan p;
     p.H = x.size(-2);
     p.W = x.size(-1);
@@ -123,6 +126,8 @@ PoolPlan plan_pool(const Tensor& x, const Pool2dOptions& o, const char* op) {
             pair_str(pad[0], pad[1]), " gives ", pair_str(oh, ow));
     p.rows = sliding_axis(p.H, k[0], sh, pad[0], oh);
     p.cols = sliding_axis(p.W, k[1], sw, pad[1], ow);
+    p.row_rule = {p.H, oh, k[0], sh, pad[0], false};
+    p.col_rule = {p.W, ow, k[1], sw, pad[1], false};
     set_out_shape(p, x);
     return p;
 }
@@ -217,16 +222,28 @@ void avg_pool_backward(const PoolPlan& p, bool count_padding, const T* dy, T* dx
     });
 }
 
+kernels::PoolShape gpu_shape(const PoolPlan& p) { return {p.planes, p.H, p.W, p.row_rule, p.col_rule}; }
+
 // avg_pool2d and adaptive_avg_pool2d differ only in their windows and divisors.
 Tensor average_pool(const Tensor& x, const PoolPlan& p, bool count_padding, const char* op) {
-    Tensor y = Tensor::empty(p.out_shape, x.dtype());
+    Tensor y = Tensor::empty(p.out_shape, x.dtype(), x.device());
     visit_floating(x.dtype(), op, [&]<class T>(Type<T>) {
-        avg_pool_forward<T>(p, count_padding, x.data<T>(), y.data<T>());
+        if (x.device().is_cuda())
+            cuda::launch(x.device(), y.numel(),
+                         kernels::AvgPoolForward<T>{x.device_data<T>(), y.device_data<T>(),
+                                                    gpu_shape(p), count_padding});
+        else
+            avg_pool_forward<T>(p, count_padding, x.data<T>(), y.data<T>());
     });
     record(y, op, {x}, [p, count_padding, shape = x.shape()](const Tensor& dy) {
-        Tensor dx = Tensor::empty(shape, dy.dtype());
+        Tensor dx = Tensor::empty(shape, dy.dtype(), dy.device());
         visit_floating(dy.dtype(), "avg_pool backward", [&]<class T>(Type<T>) {
-            avg_pool_backward<T>(p, count_padding, dy.data<T>(), dx.data<T>());
+            if (dy.device().is_cuda())
+                cuda::launch(dy.device(), dx.numel(),
+                             kernels::AvgPoolBackward<T>{dy.device_data<T>(), dx.device_data<T>(),
+                                                         gpu_shape(p), count_padding});
+            else
+                avg_pool_backward<T>(p, count_padding, dy.data<T>(), dx.data<T>());
         });
         return std::vector<Tensor>{dx};
     });
@@ -237,17 +254,28 @@ Tensor average_pool(const Tensor& x, const PoolPlan& p, bool count_padding, cons
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options) {
     const PoolPlan p = plan_pool(x, options, "max_pool2d");
-    Tensor y = Tensor::empty(p.out_shape, x.dtype());
+    Tensor y = Tensor::empty(p.out_shape, x.dtype(), x.device());
     // The winners are only needed for backward.
-    Tensor winner = needs_grad({x}) ? Tensor::empty(p.out_shape, DType::i64) : Tensor();
+    Tensor winner = needs_grad({x}) ? Tensor::empty(p.out_shape, DType::i64, x.device()) : Tensor();
     visit_floating(x.dtype(), "max_pool2d", [&]<class T>(Type<T>) {
-        max_pool_forward<T>(p, x.data<T>(), y.data<T>(),
-                            winner.defined() ? winner.data<std::int64_t>() : nullptr);
+        std::int64_t* winners = winner.defined() ? winner.device_data<std::int64_t>() : nullptr;
+        if (x.device().is_cuda())
+            cuda::launch(x.device(), y.numel(),
+                         kernels::MaxPoolForward<T>{x.device_data<T>(), y.device_data<T>(),
+                                                    winners, gpu_shape(p)});
+        else
+            max_pool_forward<T>(p, x.data<T>(), y.data<T>(), winners);
     });
     record(y, "max_pool2d", {x}, [p, winner, shape = x.shape()](const Tensor& dy) {
-        Tensor dx = Tensor::empty(shape, dy.dtype());
+        Tensor dx = Tensor::empty(shape, dy.dtype(), dy.device());
         visit_floating(dy.dtype(), "max_pool2d backward", [&]<class T>(Type<T>) {
-            max_pool_backward<T>(p, dy.data<T>(), winner.data<std::int64_t>(), dx.data<T>());
+            if (dy.device().is_cuda())
+                cuda::launch(dy.device(), dx.numel(),
+                             kernels::MaxPoolBackward<T>{dy.device_data<T>(),
+                                                         winner.device_data<std::int64_t>(),
+                                                         dx.device_data<T>(), gpu_shape(p)});
+            else
+                max_pool_backward<T>(p, dy.data<T>(), winner.data<std::int64_t>(), dx.data<T>());
         });
         return std::vector<Tensor>{dx};
     });
@@ -270,6 +298,8 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<std::int64_t, 2> output_s
             " is too large");
     p.rows = adaptive_axis(p.H, output_size[0]);
     p.cols = adaptive_axis(p.W, output_size[1]);
+    p.row_rule = {p.H, output_size[0], 0, 0, 0, true};
+    p.col_rule = {p.W, output_size[1], 0, 0, 0, true};
     set_out_shape(p, x);
     // Every adaptive window lies inside the input, so its padded length is its length.
     return average_pool(x, p, /*count_padding=*/true, "adaptive_avg_pool2d");

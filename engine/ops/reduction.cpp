@@ -17,6 +17,8 @@
 #include "engine/autograd.h"
 #include "engine/cpu/broadcast.h"
 #include "engine/cpu/reduce.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/reduce.h"
 #include "engine/ops.h"
 
 namespace retort {
@@ -51,12 +53,28 @@ Shape dropped_shape(const Shape& shape, const std::vector<int>& dims) {
 }
 
 // Sums one dim away, keeping it with size 1. No graph: the caller records one node.
+// On a GPU: chunk sums, then their ordered totals (engine/kernels/reduce.h), which gives the
+// CPU's bits.
 Tensor sum_one_dim(const Tensor& x, int dim) {
     Shape out_shape = x.shape();
     out_shape[dim] = 1;
-    Tensor out = Tensor::empty(out_shape, x.dtype());
+    Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
+    const DimSplit split = split_at_dim(x.shape(), dim);
     visit_dtype(x.dtype(), [&]<class T>(Type<T>) {
-        cpu::sum_along(x.data<T>(), out.data<T>(), split_at_dim(x.shape(), dim));
+        if (!x.device().is_cuda()) {
+            cpu::sum_along(x.data<T>(), out.data<T>(), split);
+            return;
+        }
+        const std::int64_t outputs = split.outer * split.inner;
+        const std::int64_t chunks = std::max<std::int64_t>(1, kernels::reduce_chunks(split.size));
+        Tensor partials = zeros({outputs * chunks}, x.dtype(), x.device());
+        if (split.size > 0)
+            cuda::launch(x.device(), outputs * chunks,
+                         kernels::SumChunks<T>{x.device_data<T>(), partials.device_data<T>(),
+                                               split, chunks});
+        cuda::launch(x.device(), outputs,
+                     kernels::SumPartials<T>{partials.device_data<T>(), out.device_data<T>(),
+                                             chunks});
     });
     return out;
 }
@@ -64,7 +82,6 @@ Tensor sum_one_dim(const Tensor& x, int dim) {
 }  // namespace
 
 Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
-    require(x.device().is_cpu(), "sum: no kernel for ", x.device().str(), " tensors yet");
     std::vector<int> ds = reduction_dims(x, dims, "sum");
     Tensor out;
     {
@@ -97,15 +114,6 @@ Tensor mean(const Tensor& x) { return mean(x, Dims{}, false); }
 
 namespace {
 
-// Does v replace the current best? The first NaN wins and stays (v != v only for NaN); otherwise
-// only a strictly better value replaces, so the first index wins on ties.
-template <class T>
-bool replaces(T v, T best, bool want_max) {
-    if (best != best) return false;
-    if (v != v) return true;
-    return want_max ? v > best : v < best;
-}
-
 // values[o][i], indices[o][i] = the extreme of x[o][:][i] and where it is. Each output belongs to
 // one outer slab, so the threads never share an output.
 template <class T>
@@ -123,7 +131,7 @@ void extreme_along(const T* x, T* values, std::int64_t* indices, DimSplit s, boo
             for (std::int64_t r = 1; r < s.size; ++r) {
                 const T* row = slab + r * s.inner;
                 for (std::int64_t i = 0; i < s.inner; ++i) {
-                    if (replaces(row[i], best[i], want_max)) {
+                    if (kernels::replaces(row[i], best[i], want_max)) {
                         best[i] = row[i];
                         at[i] = r;
                     }
@@ -157,16 +165,24 @@ ValuesIndices extreme_kept(const Tensor& x, int dim, bool want_max, const char* 
             shape_str(x.shape()));
     Shape kept = shape;
     kept[dim] = 1;
-    ValuesIndices out{Tensor::empty(kept, x.dtype()), Tensor::empty(kept, DType::i64)};
+    ValuesIndices out{Tensor::empty(kept, x.dtype(), x.device()),
+                      Tensor::empty(kept, DType::i64, x.device())};
+    const DimSplit split = split_at_dim(shape, dim);
     visit_dtype(x.dtype(), [&]<class T>(Type<T>) {
-        extreme_along(x.data<T>(), out.values.data<T>(), out.indices.data<std::int64_t>(),
-                      split_at_dim(shape, dim), want_max);
+        if (x.device().is_cuda())
+            cuda::launch(x.device(), split.outer * split.inner,
+                         kernels::ExtremeAlong<T>{x.device_data<T>(), out.values.device_data<T>(),
+                                                  out.indices.device_data<std::int64_t>(), split,
+                                                  want_max});
+        else
+            extreme_along(x.data<T>(), out.values.data<T>(), out.indices.data<std::int64_t>(),
+                          split, want_max);
     });
     return out;
 }
 
 int extreme_dim(const Tensor& x, std::int64_t dim, const char* op) {
-    require(x.device().is_cpu(), op, ": no kernel for ", x.device().str(), " tensors yet");
+    require(x.defined(), op, ": undefined tensor argument");
     return normalize_dim(dim, std::max(x.dim(), 1), op);
 }
 
@@ -184,34 +200,32 @@ ValuesIndices extreme_along_dim(const Tensor& x, std::int64_t dim, bool keepdim,
     vi.values = vi.values.reshape(out_shape);
     vi.indices = vi.indices.reshape(out_shape);
     record(vi.values, op, {x}, [kept_indices, sx = x.shape(), d](const Tensor& g) {
-        Tensor dx = Tensor::empty(sx, g.dtype());
-        const Shape shape = at_least_1d(sx);
+        Tensor dx = Tensor::empty(sx, g.dtype(), g.device());
+        const DimSplit split = split_at_dim(at_least_1d(sx), d);
         visit_floating(g.dtype(), "max/min backward", [&]<class T>(Type<T>) {
-            route_to_indices(g.data<T>(), kept_indices.data<std::int64_t>(), dx.data<T>(),
-                             split_at_dim(shape, d));
+            if (g.device().is_cuda())
+                cuda::launch(g.device(), dx.numel(),
+                             kernels::RouteToIndices<T>{g.device_data<T>(),
+                                                        kept_indices.device_data<std::int64_t>(),
+                                                        dx.device_data<T>(), split});
+            else
+                route_to_indices(g.data<T>(), kept_indices.data<std::int64_t>(), dx.data<T>(),
+                                 split);
         });
         return std::vector<Tensor>{dx};
     });
     return vi;
 }
 
-// 1 where x equals its extreme m (NaN counts as equal to a NaN result), else 0.
+// 1 where x equals its extreme m (NaN counts as equal to a NaN result), else 0. Built from ops,
+// so it runs wherever x is; only max(x)'s backward needs it.
 Tensor ties_mask(const Tensor& x, const Tensor& m) {
-    Tensor mask = Tensor::empty(x.shape(), x.dtype());
-    visit_floating(x.dtype(), "max/min backward", [&]<class T>(Type<T>) {
-        const T* xs = x.data<T>();
-        const T best = m.data<T>()[0];
-        T* out = mask.data<T>();
-        cpu::map(xs, out, x.numel(), [best](T v) {
-            return (v == best || (v != v && best != best)) ? T(1) : T(0);
-        });
-    });
-    return mask;
+    const Tensor both_nan = mul(ne(x, x), ne(m, m));  // only NaN differs from itself
+    return add(eq(x, m), both_nan);                   // never both 1: NaN equals nothing
 }
 
 Tensor extreme_all(const Tensor& x, bool want_max) {
     const char* op = want_max ? "max" : "min";
-    require(x.device().is_cpu(), op, ": no kernel for ", x.device().str(), " tensors yet");
     require(x.numel() > 0, op, ": cannot reduce an empty tensor of shape ", shape_str(x.shape()));
     Tensor out = extreme_kept(x.detach().reshape({x.numel()}), 0, want_max, op).values.reshape({});
     record(out, op, {x}, [sx = x.detach(), so = out.detach()](const Tensor& g) {
@@ -273,13 +287,9 @@ Tensor logsumexp_shift(const Tensor& x, const std::vector<int>& dims) {
         if (x.shape()[d] == 0) empty = true;
         else m = extreme_kept(m, d, true, "logsumexp").values;
     }
-    if (empty) return zeros(keepdim_shape(x.shape(), dims), x.dtype());
-    Tensor shift = Tensor::empty(m.shape(), m.dtype());
-    visit_floating(m.dtype(), "logsumexp", [&]<class T>(Type<T>) {
-        cpu::map(m.data<T>(), shift.data<T>(), m.numel(),
-                 [](T v) { return std::isinf(v) ? T(0) : v; });
-    });
-    return shift;
+    if (empty) return zeros(keepdim_shape(x.shape(), dims), x.dtype(), x.device());
+    const Tensor infinite = eq(abs(m), scalar_tensor(INFINITY, m.dtype(), m.device()));
+    return where(infinite, zeros_like(m), m);
 }
 
 }  // namespace
@@ -287,7 +297,6 @@ Tensor logsumexp_shift(const Tensor& x, const std::vector<int>& dims) {
 Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim) {
     require(is_floating(x.dtype()), "logsumexp: expected a floating-point tensor, got ",
             dtype_name(x.dtype()));
-    require(x.device().is_cpu(), "logsumexp: no kernel for ", x.device().str(), " tensors yet");
     const std::vector<int> ds = reduction_dims(x, dims, "logsumexp");
     Tensor shift = logsumexp_shift(x, ds);
     Tensor out = log(sum(exp(x - shift), dims, /*keepdim=*/true)) + shift;

@@ -27,6 +27,8 @@
 #include <numeric>
 
 #include "engine/autograd.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/copy.h"
 #include "engine/ops.h"
 #include "engine/parallel.h"
 
@@ -34,8 +36,14 @@ namespace retort {
 
 namespace {
 
-void check_input(const Tensor& t, const char* op) {
+// For the ops that run on either device.
+void check_defined(const Tensor& t, const char* op) {
     require(t.defined(), op, ": undefined tensor argument");
+}
+
+// For the ops that run on the CPU only so far.
+void check_input(const Tensor& t, const char* op) {
+    check_defined(t, op);
     require(t.device().is_cpu(), op, ": no kernel for ", t.device().str(), " tensors yet");
 }
 
@@ -181,6 +189,16 @@ void copy_tiled(const T* in, T* out, const PermutePlan& plan) {
 void copy_slices(const Tensor& src, std::int64_t src_start, Tensor dst, std::int64_t dst_start,
                  int dim, std::int64_t length) {
     const DimSplit s = split_at_dim(src.shape(), dim), d = split_at_dim(dst.shape(), dim);
+    if (dst.device().is_cuda()) {
+        require(src.device() == dst.device(), "copy between ", src.device().str(), " and ",
+                dst.device().str(), " tensors: move one with .to()");
+        visit_dtype(src.dtype(), [&]<class T>(Type<T>) {
+            cuda::launch(dst.device(), s.outer * length * s.inner,
+                         kernels::SliceCopy<T>{src.device_data<T>(), dst.device_data<T>(), s, d,
+                                               src_start, dst_start, length});
+        });
+        return;
+    }
     const std::size_t elem = dtype_size(src.dtype());
     const std::size_t bytes = static_cast<std::size_t>(length * s.inner) * elem;
     if (bytes == 0) return;
@@ -415,7 +433,7 @@ void pad_backward_kernel(const T* g, T* gx, const PadPlan& plan) {
 // ---------------------------------------------------------------------------------------------
 
 Tensor permute(const Tensor& x, const std::vector<std::int64_t>& order) {
-    check_input(x, "permute");
+    check_defined(x, "permute");
     const int rank = x.dim();
     std::vector<int> dims;
     std::vector<bool> seen(rank, false);
@@ -433,11 +451,22 @@ Tensor permute(const Tensor& x, const std::vector<std::int64_t>& order) {
 
     Shape out_shape;
     for (int d : dims) out_shape.push_back(x.shape()[d]);
-    Tensor out = Tensor::empty(out_shape, x.dtype());
+    Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
     if (out.numel() > 0) {
         const PermutePlan plan = plan_permute(x.shape(), dims);
         visit_dtype(x.dtype(), [&]<class T>(Type<T>) {
-            if (plan.in_strides.back() == 1)
+            if (x.device().is_cuda()) {
+                const int plan_rank = static_cast<int>(plan.sizes.size());
+                require(plan_rank <= kernels::kMaxKernelDims, "permute: ", plan_rank,
+                        " independent dims; GPU kernels take at most ", kernels::kMaxKernelDims);
+                kernels::PermuteCopy<T> copy{x.device_data<T>(), out.device_data<T>(), plan_rank,
+                                             {}, {}};
+                for (int d = 0; d < plan_rank; ++d) {
+                    copy.sizes[d] = plan.sizes[d];
+                    copy.in_strides[d] = plan.in_strides[d];
+                }
+                cuda::launch(x.device(), out.numel(), copy);
+            } else if (plan.in_strides.back() == 1)
                 copy_rows(x.data<T>(), out.data<T>(), plan);
             else
                 copy_tiled(x.data<T>(), out.data<T>(), plan);
@@ -452,7 +481,7 @@ Tensor permute(const Tensor& x, const std::vector<std::int64_t>& order) {
 }
 
 Tensor transpose(const Tensor& x, std::int64_t dim0, std::int64_t dim1) {
-    check_input(x, "transpose");
+    check_defined(x, "transpose");
     const int a = normalize_dim(dim0, x.dim(), "transpose"), b = normalize_dim(dim1, x.dim(), "transpose");
     std::vector<std::int64_t> order(x.dim());
     std::iota(order.begin(), order.end(), 0);
@@ -462,7 +491,7 @@ Tensor transpose(const Tensor& x, std::int64_t dim0, std::int64_t dim1) {
 
 Tensor concat(const std::vector<Tensor>& tensors, std::int64_t dim) {
     require(!tensors.empty(), "concat: needs at least one tensor");
-    for (const Tensor& t : tensors) check_input(t, "concat");
+    for (const Tensor& t : tensors) check_defined(t, "concat");
     const Tensor& first = tensors[0];
     const int d = normalize_dim(dim, first.dim(), "concat");
     Shape out_shape = first.shape();
@@ -478,11 +507,13 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t dim) {
         require(same, "concat: tensor ", k, " has shape ", shape_str(t.shape()),
                 " but tensor 0 has shape ", shape_str(first.shape()),
                 "; the sizes must match except in dim ", d);
+        require(t.device() == first.device(), "concat: tensor ", k, " is on ", t.device().str(),
+                " but tensor 0 is on ", first.device().str());
         sizes.push_back(t.shape()[d]);
         needs.push_back(t.requires_grad());
         out_shape[d] += t.shape()[d];
     }
-    Tensor out = Tensor::empty(out_shape, first.dtype());
+    Tensor out = Tensor::empty(out_shape, first.dtype(), first.device());
     std::int64_t offset = 0;
     for (std::size_t k = 0; k < tensors.size(); ++k) {
         copy_slices(tensors[k], 0, out, offset, d, sizes[k]);
@@ -502,7 +533,7 @@ Tensor concat(const std::vector<Tensor>& tensors, std::int64_t dim) {
 
 Tensor stack(const std::vector<Tensor>& tensors, std::int64_t dim) {
     require(!tensors.empty(), "stack: needs at least one tensor");
-    for (const Tensor& t : tensors) check_input(t, "stack");
+    for (const Tensor& t : tensors) check_defined(t, "stack");
     const int d = normalize_dim(dim, tensors[0].dim() + 1, "stack");
     std::vector<Tensor> pieces;
     for (std::size_t k = 0; k < tensors.size(); ++k) {
@@ -515,7 +546,7 @@ Tensor stack(const std::vector<Tensor>& tensors, std::int64_t dim) {
 }
 
 Tensor narrow(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_t length) {
-    check_input(x, "narrow");
+    check_defined(x, "narrow");
     const int d = normalize_dim(dim, x.dim(), "narrow");
     const std::int64_t size = x.shape()[d];
     const std::int64_t first = start < 0 ? start + size : start;  // as torch: counts from the end
@@ -524,10 +555,10 @@ Tensor narrow(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_
             shape_str(x.shape()));
     Shape out_shape = x.shape();
     out_shape[d] = length;
-    Tensor out = Tensor::empty(out_shape, x.dtype());
+    Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
     copy_slices(x, first, out, 0, d, length);
     record(out, "narrow", {x}, [shape = x.shape(), d, first, length](const Tensor& g) {
-        Tensor gx = zeros(shape, g.dtype());
+        Tensor gx = zeros(shape, g.dtype(), g.device());
         copy_slices(g, 0, gx, first, d, length);
         return std::vector<Tensor>{gx};
     });
@@ -535,7 +566,7 @@ Tensor narrow(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_
 }
 
 std::vector<Tensor> split(const Tensor& x, std::int64_t split_size, std::int64_t dim) {
-    check_input(x, "split");
+    check_defined(x, "split");
     const int d = normalize_dim(dim, x.dim(), "split");
     require(split_size > 0, "split: split_size must be positive, got ", split_size);
     const std::int64_t size = x.shape()[d];
@@ -546,7 +577,7 @@ std::vector<Tensor> split(const Tensor& x, std::int64_t split_size, std::int64_t
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& sizes, std::int64_t dim) {
-    check_input(x, "split");
+    check_defined(x, "split");
     const int d = normalize_dim(dim, x.dim(), "split");
     std::int64_t total = 0;
     for (std::int64_t s : sizes) {

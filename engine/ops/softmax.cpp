@@ -8,6 +8,7 @@
 //   log_softmax: dx = dy - exp(y) * sum_k(dy)
 // Determinism: every line is computed start to end by one thread, in a fixed order.
 // Speed: a line along the last dim (the usual case) runs vectorized loops (softmax_row).
+// On a GPU: one thread per line, engine/kernels/softmax.h.
 #include "engine/ops/softmax.h"
 
 #include <algorithm>
@@ -15,6 +16,8 @@
 #include <limits>
 
 #include "engine/autograd.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/softmax.h"
 #include "engine/math/fast_float.h"
 #include "engine/parallel.h"
 
@@ -144,10 +147,17 @@ DimSplit softmax_split(const Shape& shape, int dim) {
 }
 
 Tensor softmax_backward(const Tensor& dy, const Tensor& y, int dim, bool log) {
-    Tensor dx = Tensor::empty(y.shape(), y.dtype());
+    Tensor dx = Tensor::empty(y.shape(), y.dtype(), y.device());
     const DimSplit s = softmax_split(y.shape(), dim);
     visit_floating(y.dtype(), log ? "log_softmax backward" : "softmax backward",
                    [&]<class T>(Type<T>) {
+                       if (y.device().is_cuda()) {
+                           cuda::launch(y.device(), s.outer * s.inner,
+                                        kernels::SoftmaxBackwardLine<T>{
+                                            y.device_data<T>(), dy.device_data<T>(),
+                                            dx.device_data<T>(), s, log});
+                           return;
+                       }
                        const T* ys = y.data<T>();
                        const T* gs = dy.data<T>();
                        T* out = dx.data<T>();
@@ -165,11 +175,15 @@ Tensor softmax_backward(const Tensor& dy, const Tensor& y, int dim, bool log) {
 Tensor softmax_impl(const Tensor& x, std::int64_t dim, bool log) {
     const char* op = log ? "log_softmax" : "softmax";
     require(x.defined(), op, ": undefined tensor argument");
-    require(x.device().is_cpu(), op, ": no kernel for ", x.device().str(), " tensors yet");
     const int d = normalize_dim(dim, std::max(x.dim(), 1), op);
-    Tensor y = Tensor::empty(x.shape(), x.dtype());
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
     const DimSplit s = softmax_split(x.shape(), d);
     visit_floating(x.dtype(), op, [&]<class T>(Type<T>) {
+        if (x.device().is_cuda()) {
+            cuda::launch(x.device(), s.outer * s.inner,
+                         kernels::SoftmaxLine<T>{x.device_data<T>(), y.device_data<T>(), s, log});
+            return;
+        }
         const T* xs = x.data<T>();
         T* ys = y.data<T>();
         for_each_line_block(s, [&](std::int64_t off, std::int64_t width) {

@@ -4,22 +4,27 @@
 // computes dx = f.backward(x, y, dy) elementwise. f is a functor from engine/math/unary.h.
 // Saved for backward: x and/or y, whichever the functor's derivative reads (F::uses_x, F::uses_y);
 // they are views of existing tensors, so nothing is copied, but saving one keeps it alive.
-// Float GELU, sigmoid and SiLU run the wide loops of engine/cpu/wide_unary.h instead.
+// Float GELU, sigmoid and SiLU run the wide loops of engine/cpu/wide_unary.h instead. On a GPU
+// the kernels of engine/kernels/elementwise.h apply the same functor, one element per thread.
 #pragma once
 
 #include "engine/autograd.h"
 #include "engine/cpu/broadcast.h"
 #include "engine/cpu/wide_unary.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/elementwise.h"
 #include "engine/tensor.h"
 
 namespace retort {
 
 template <class F>
 Tensor unary_op(const Tensor& x, const char* name, F f) {
-    require(x.device().is_cpu(), name, ": no kernel for ", x.device().str(), " tensors yet");
-    Tensor y = Tensor::empty(x.shape(), x.dtype());
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
     visit_floating(x.dtype(), name, [&]<class T>(Type<T>) {
-        if constexpr (std::is_same_v<T, float> && cpu::has_wide_unary<F>)
+        if (x.device().is_cuda())
+            cuda::launch(x.device(), x.numel(),
+                         kernels::UnaryForward<F, T>{x.device_data<T>(), y.device_data<T>(), f});
+        else if constexpr (std::is_same_v<T, float> && cpu::has_wide_unary<F>)
             cpu::wide_forward<F>(x.data<float>(), y.data<float>(), x.numel());
         else
             cpu::map(x.data<T>(), y.data<T>(), x.numel(),
@@ -29,8 +34,16 @@ Tensor unary_op(const Tensor& x, const char* name, F f) {
     record(y, name, {x},
            [sx = F::uses_x ? x.detach() : Tensor(), sy = F::uses_y ? y.detach() : Tensor(),
             f](const Tensor& dy) {
-        Tensor dx = Tensor::empty(dy.shape(), dy.dtype());
+        Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
         visit_floating(dy.dtype(), "backward", [&]<class T>(Type<T>) {
+            if (dy.device().is_cuda()) {
+                cuda::launch(dy.device(), dy.numel(),
+                             kernels::UnaryBackward<F, T>{
+                                 F::uses_x ? sx.template device_data<T>() : nullptr,
+                                 F::uses_y ? sy.template device_data<T>() : nullptr,
+                                 dy.device_data<T>(), dx.device_data<T>(), f});
+                return;
+            }
             const T* xs = F::uses_x ? sx.template data<T>() : nullptr;
             const T* ys = F::uses_y ? sy.template data<T>() : nullptr;
             const T* gs = dy.data<T>();

@@ -11,7 +11,8 @@
 
 #include <cmath>
 
-#include "engine/parallel.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/optim.h"
 
 namespace retort {
 
@@ -41,33 +42,18 @@ void AdamW::update(const ParamGroup& group, Tensor& param, const Tensor& grad, P
     const double bias_correction2 = 1 - std::pow(options_.beta2, t);
     const double step_size = group.lr / bias_correction1;
     const bool amsgrad = options_.amsgrad;
-
     visit_floating(param.dtype(), "adamw", [&]<class T>(Type<T>) {
-        T* p = param.data<T>();
-        const T* g = grad.data<T>();
-        T* m = state.buffers["exp_avg"].data<T>();
-        T* v = state.buffers["exp_avg_sq"].data<T>();
-        T* vmax = amsgrad ? state.buffers["max_exp_avg_sq"].data<T>() : nullptr;
-        const T decay = T(1 - group.lr * group.weight_decay);
-        const T beta1 = T(options_.beta1), one_minus_beta1 = T(1 - options_.beta1);
-        const T beta2 = T(options_.beta2), one_minus_beta2 = T(1 - options_.beta2);
-        const T correction2_sqrt = T(std::sqrt(bias_correction2));
-        const T eps = T(options_.eps);
-        const T neg_step_size = T(-step_size);
-        parallel_for(0, param.numel(), 16384, [&](std::int64_t begin, std::int64_t end) {
-            for (std::int64_t i = begin; i < end; ++i) {
-                p[i] = p[i] * decay;
-                m[i] = m[i] * beta1 + one_minus_beta1 * g[i];
-                v[i] = v[i] * beta2 + one_minus_beta2 * g[i] * g[i];
-                T second = v[i];
-                if (amsgrad) {
-                    vmax[i] = std::isnan(vmax[i]) || vmax[i] > v[i] ? vmax[i] : v[i];
-                    second = vmax[i];
-                }
-                const T denom = std::sqrt(second) / correction2_sqrt + eps;
-                p[i] = p[i] + neg_step_size * m[i] / denom;
-            }
-        });
+        kernels::AdamWStep<T> step{
+            param.device_data<T>(),
+            grad.device_data<T>(),
+            state.buffers["exp_avg"].device_data<T>(),
+            state.buffers["exp_avg_sq"].device_data<T>(),
+            amsgrad ? state.buffers["max_exp_avg_sq"].device_data<T>() : nullptr,
+            T(1 - group.lr * group.weight_decay),
+            T(options_.beta1), T(1 - options_.beta1),
+            T(options_.beta2), T(1 - options_.beta2),
+            T(std::sqrt(bias_correction2)), T(options_.eps), T(-step_size)};
+        run(param.device(), param.numel(), step);
     });
 }
 

@@ -8,7 +8,8 @@
 // Each element is updated independently, so the threads never change the result.
 #include "engine/optim/sgd.h"
 
-#include "engine/parallel.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/optim.h"
 
 namespace retort {
 
@@ -36,24 +37,13 @@ void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad, Par
     const bool nesterov = options_.nesterov;
 
     visit_floating(param.dtype(), "sgd", [&]<class T>(Type<T>) {
-        T* p = param.data<T>();
-        const T* g = grad.data<T>();
-        T* buf = use_momentum ? state.buffers["momentum_buffer"].data<T>() : nullptr;
-        const T weight_decay = T(group.weight_decay);
-        const T momentum = T(options_.momentum);
-        const T keep = T(1 - options_.dampening);
-        const T neg_lr = T(-group.lr);
-        parallel_for(0, param.numel(), 16384, [&](std::int64_t begin, std::int64_t end) {
-            for (std::int64_t i = begin; i < end; ++i) {
-                T d = g[i];
-                if (decay) d = d + weight_decay * p[i];
-                if (use_momentum) {
-                    buf[i] = first ? d : buf[i] * momentum + keep * d;
-                    d = nesterov ? d + momentum * buf[i] : buf[i];
-                }
-                p[i] = p[i] + neg_lr * d;
-            }
-        });
+        kernels::SgdStep<T> step{
+            param.device_data<T>(),
+            grad.device_data<T>(),
+            use_momentum ? state.buffers["momentum_buffer"].device_data<T>() : nullptr,
+            T(group.weight_decay), T(options_.momentum), T(1 - options_.dampening), T(-group.lr),
+            decay, use_momentum, first, nesterov};
+        run(param.device(), param.numel(), step);
     });
 }
 

@@ -1,0 +1,15 @@
+// engine/cuda/optim.cu: the GPU instantiations of the fused optimizer updates of
+// engine/kernels/optim.h (one pass over a parameter and its buffers per step).
+#include <cstdint>
+
+#include "engine/cuda/launch.cuh"
+#include "engine/kernels/optim.h"
+
+namespace retort::cuda {
+
+template void launch(Device, std::int64_t, const kernels::SgdStep<float>&);
+template void launch(Device, std::int64_t, const kernels::SgdStep<double>&);
+template void launch(Device, std::int64_t, const kernels::AdamWStep<float>&);
+template void launch(Device, std::int64_t, const kernels::AdamWStep<double>&);
+
+}  // namespace retort::cuda

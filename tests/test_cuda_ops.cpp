@@ -1,0 +1,304 @@
+// tests/test_cuda_ops.cpp: every op the CUDA backend runs, forward and backward, against the CPU
+// backend on the same random inputs, and a few training steps on both. They need a GPU; without
+// one each test case says it skipped, in one line (the kernels' arithmetic is still tested on the
+// CPU by tests/test_kernels.cpp).
+#include <doctest/doctest.h>
+
+#include <array>
+#include <functional>
+
+#include "engine/cuda/blas.h"
+#include "engine/cuda/runtime.h"
+#include "engine/engine.h"
+#include "tests/gradcheck.h"
+
+using namespace retort;
+
+namespace {
+
+bool have_gpu() {
+    if (cuda::device_count() > 0) return true;
+    MESSAGE("skipped: no CUDA device (CUDA built in: ", cuda::built(), ")");
+    return false;
+}
+
+// max |a - b| / (1 + max |b|): a relative error that does not blow up at zeros.
+double relative_error(const Tensor& got, const Tensor& expected) {
+    REQUIRE(got.shape() == expected.shape());
+    const std::vector<double> a = got.to_vector<double>(), b = expected.to_vector<double>();
+    double worst = 0, scale = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        worst = std::max(worst, std::abs(a[i] - b[i]));
+        scale = std::max(scale, std::abs(b[i]));
+    }
+    return worst / (1 + scale);
+}
+
+using Op = std::function<Tensor(const std::vector<Tensor>&)>;
+
+// Runs op on CPU inputs and on their GPU copies; compares the outputs and, for floating-point
+// outputs, the gradients of every input that requires one under the same upstream gradient.
+void compare(const char* name, const Op& op, const std::vector<Tensor>& cpu_inputs,
+             double tolerance = 1e-5) {
+    CAPTURE(name);
+    std::vector<Tensor> gpu_inputs;
+    for (const Tensor& t : cpu_inputs) {
+        Tensor g = t.detach().to(Device::cuda());
+        if (t.requires_grad()) g.set_requires_grad(true);
+        gpu_inputs.push_back(g);
+    }
+    Tensor cpu_out = op(cpu_inputs), gpu_out = op(gpu_inputs);
+    CHECK(gpu_out.device().is_cuda());
+    CHECK(gpu_out.dtype() == cpu_out.dtype());
+    CHECK(relative_error(gpu_out.to(Device::cpu()), cpu_out) < tolerance);
+    if (!cpu_out.requires_grad()) return;
+    Generator gen(99);
+    Tensor upstream = uniform(cpu_out.shape(), -1, 1, cpu_out.dtype(), &gen);
+    cpu_out.backward(upstream);
+    gpu_out.backward(upstream.to(Device::cuda()));
+    for (std::size_t k = 0; k < cpu_inputs.size(); ++k) {
+        if (!cpu_inputs[k].requires_grad()) continue;
+        CAPTURE(k);
+        REQUIRE(gpu_inputs[k].grad().defined());
+        CHECK(gpu_inputs[k].grad().device().is_cuda());
+        CHECK(relative_error(gpu_inputs[k].grad().to(Device::cpu()), cpu_inputs[k].grad()) <
+              tolerance);
+    }
+}
+
+Tensor input(const Shape& shape, std::uint64_t seed, double low = -2, double high = 2,
+             DType dtype = DType::f32) {
+    Generator gen(seed);
+    Tensor t = uniform(shape, low, high, dtype, &gen);
+    t.set_requires_grad(true);
+    return t;
+}
+
+}  // namespace
+
+TEST_CASE("cuda ops: binary ops with broadcasting, comparisons, where, scalars from the CPU") {
+    if (!have_gpu()) return;
+    for (DType dtype : {DType::f32, DType::f64}) {
+        Tensor a = input({4, 3, 5}, 1, -2, 2, dtype), b = input({3, 1}, 2, -2, 2, dtype);
+        Tensor positive = input({4, 3, 5}, 3, 0.5, 2, dtype);
+        compare("add", [](auto& v) { return add(v[0], v[1]); }, {a, b});
+        compare("sub", [](auto& v) { return sub(v[0], v[1]); }, {a, b});
+        compare("mul", [](auto& v) { return mul(v[0], v[1]); }, {a, b});
+        compare("div", [](auto& v) { return div(v[0], v[1]); }, {a, positive});
+        compare("pow", [](auto& v) { return pow(v[0], v[1]); }, {positive, b});
+        compare("minimum", [](auto& v) { return minimum(v[0], v[1]); }, {a, b});
+        compare("maximum", [](auto& v) { return maximum(v[0], v[1]); }, {a, b});
+        compare("lt", [](auto& v) { return lt(v[0], v[1]); }, {a.detach(), b.detach()});
+        compare("where", [](auto& v) { return where(gt(v[0], v[1]), v[0], v[1]); }, {a, b});
+        compare("scalar", [](auto& v) { return v[0] * 3.0 + 1.0; }, {a});
+        compare("broadcast_to", [](auto& v) { return broadcast_to(v[0], {2, 3, 7}); }, {b});
+    }
+    Tensor i = from_vector<std::int64_t>({1, -2, 3, 4, 5, 6}, {2, 3});
+    compare("int add", [](auto& v) { return add(v[0], v[0]); }, {i});
+}
+
+TEST_CASE("cuda ops: every unary op and activation, forward and backward") {
+    if (!have_gpu()) return;
+    Tensor x = input({257, 3}, 4, -4, 4), pos = input({257, 3}, 5, 0.1, 4);
+    compare("neg", [](auto& v) { return neg(v[0]); }, {x});
+    compare("exp", [](auto& v) { return exp(v[0]); }, {x});
+    compare("log", [](auto& v) { return log(v[0]); }, {pos});
+    compare("sqrt", [](auto& v) { return sqrt(v[0]); }, {pos});
+    compare("rsqrt", [](auto& v) { return rsqrt(v[0]); }, {pos});
+    compare("abs", [](auto& v) { return abs(v[0]); }, {x});
+    compare("pow scalar", [](auto& v) { return pow(v[0], 1.7); }, {pos});
+    compare("clamp", [](auto& v) { return clamp(v[0], -1.0, 2.0); }, {x});
+    compare("relu", [](auto& v) { return relu(v[0]); }, {x});
+    compare("relu6", [](auto& v) { return relu6(v[0] * 3.0); }, {x});
+    compare("leaky_relu", [](auto& v) { return leaky_relu(v[0], 0.2); }, {x});
+    compare("gelu", [](auto& v) { return gelu(v[0]); }, {x});
+    compare("gelu tanh", [](auto& v) { return gelu(v[0], "tanh"); }, {x});
+    compare("sigmoid", [](auto& v) { return sigmoid(v[0]); }, {x});
+    compare("silu", [](auto& v) { return silu(v[0]); }, {x});
+    compare("tanh", [](auto& v) { return tanh(v[0]); }, {x});
+    compare("hardswish", [](auto& v) { return hardswish(v[0]); }, {x});
+    compare("hardsigmoid", [](auto& v) { return hardsigmoid(v[0]); }, {x});
+}
+
+TEST_CASE("cuda ops: reductions, max/argmax, logsumexp, softmax") {
+    if (!have_gpu()) return;
+    Tensor x = input({6, 2000, 3}, 6);
+    compare("sum all", [](auto& v) { return sum(v[0]); }, {x});
+    compare("sum dim 1", [](auto& v) { return sum(v[0], {1}); }, {x});
+    compare("mean dims 0 2", [](auto& v) { return mean(v[0], {0, 2}, true); }, {x});
+    compare("var", [](auto& v) { return var(v[0], {1}); }, {x});
+    compare("max dim", [](auto& v) { return max(v[0], 1).values; }, {x});
+    compare("max all", [](auto& v) { return max(v[0]); }, {x});
+    compare("argmin", [](auto& v) { return argmin(v[0], 2); }, {x.detach()});
+    compare("logsumexp", [](auto& v) { return logsumexp(v[0], {1}); }, {x});
+    Tensor logits = input({32, 10}, 7, -5, 5);
+    compare("softmax", [](auto& v) { return softmax(v[0], -1); }, {logits});
+    compare("log_softmax", [](auto& v) { return log_softmax(v[0], 0); }, {logits});
+    Tensor maps = input({2, 5, 4, 4}, 8);
+    compare("softmax dim 1", [](auto& v) { return softmax(v[0], 1); }, {maps});
+}
+
+TEST_CASE("cuda ops: matmul (batched, broadcast) and linear through cuBLAS, TF32 off") {
+    if (!have_gpu()) return;
+    REQUIRE(!cuda::allow_tf32());
+    for (DType dtype : {DType::f32, DType::f64}) {
+        Tensor a = input({3, 4, 17, 9}, 9, -1, 1, dtype), b = input({4, 9, 11}, 10, -1, 1, dtype);
+        compare("matmul batched", [](auto& v) { return matmul(v[0], v[1]); }, {a, b});
+        Tensor m = input({9, 11}, 11, -1, 1, dtype);
+        compare("matmul folded", [](auto& v) { return matmul(v[0], v[1]); }, {a, m});
+        Tensor one = input({1, 17, 9}, 12, -1, 1, dtype);
+        compare("matmul shared a", [](auto& v) { return matmul(v[0], v[1]); }, {one, b.reshape({4, 9, 11})});
+        Tensor x = input({5, 7, 9}, 13, -1, 1, dtype), w = input({6, 9}, 14, -1, 1, dtype);
+        Tensor bias = input({6}, 15, -1, 1, dtype);
+        compare("linear", [](auto& v) { return linear(v[0], v[1], v[2]); }, {x, w, bias});
+    }
+}
+
+TEST_CASE("cuda ops: permute, transpose, concat, stack, narrow, split") {
+    if (!have_gpu()) return;
+    Tensor x = input({2, 3, 4, 5}, 18), y = input({2, 3, 2, 5}, 19);
+    compare("permute", [](auto& v) { return permute(v[0], {0, 2, 3, 1}); }, {x});
+    compare("permute reversed", [](auto& v) { return permute(v[0], {3, 2, 1, 0}); }, {x});
+    compare("transpose", [](auto& v) { return transpose(v[0], -1, -2); }, {x});
+    compare("concat", [](auto& v) { return concat({v[0], v[1]}, 2); }, {x, y});
+    compare("stack", [](auto& v) { return stack({v[0], v[0] * 2.0}, 1); }, {y});
+    compare("narrow", [](auto& v) { return narrow(v[0], 3, 1, 3); }, {x});
+    compare("split", [](auto& v) { return split(v[0], 2, 1)[1]; }, {x});
+}
+
+TEST_CASE("cuda ops: batch norm (training and eval), layer norm, losses, norms") {
+    if (!have_gpu()) return;
+    Tensor x = input({8, 3, 6, 6}, 20), w = input({3}, 21), b = input({3}, 22);
+    for (bool training : {true, false}) {
+        Tensor rm = zeros({3}), rv = ones({3});
+        Tensor gpu_rm = rm.to(Device::cuda()), gpu_rv = rv.to(Device::cuda());
+        compare(training ? "batch_norm training" : "batch_norm eval",
+                [&](auto& v) {
+                    const bool gpu = v[0].device().is_cuda();
+                    return batch_norm(v[0], gpu ? gpu_rm : rm, gpu ? gpu_rv : rv, v[1], v[2],
+                                      training, 0.1, 1e-5);
+                },
+                {x, w, b});
+        CHECK(relative_error(gpu_rm.to(Device::cpu()), rm) < 1e-6);
+        CHECK(relative_error(gpu_rv.to(Device::cpu()), rv) < 1e-6);
+    }
+    Tensor tokens = input({4, 9, 16}, 23), lw = input({16}, 24), lb = input({16}, 25);
+    compare("layer_norm", [](auto& v) { return layer_norm(v[0], {16}, v[1], v[2], 1e-6); },
+            {tokens, lw, lb});
+    Tensor logits = input({16, 10}, 26, -4, 4);
+    Tensor labels = from_vector<std::int64_t>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, -100});
+    compare("cross_entropy",
+            [&](auto& v) {
+                return cross_entropy(v[0], labels.to(v[0].device()), "mean", 0.1, -100);
+            },
+            {logits});
+    Tensor probs = softmax(input({16, 10}, 27), -1).detach();
+    compare("kl_div", [](auto& v) { return kl_div(log_softmax(v[0], 1), v[1], "batchmean"); },
+            {logits, probs});
+    compare("mse_loss", [](auto& v) { return mse_loss(v[0], v[1]); }, {logits, probs});
+    compare("normalize", [](auto& v) { return normalize(v[0], 2.0, 1); }, {logits});
+    compare("cosine_similarity", [](auto& v) { return cosine_similarity(v[0], v[1], 1); },
+            {logits, probs});
+}
+
+TEST_CASE("cuda ops: conv2d (plain, strided, grouped, depthwise, with bias)") {
+    if (!have_gpu()) return;
+    Tensor x = input({3, 4, 9, 8}, 30);
+    struct Case {
+        const char* name;
+        Shape weight;
+        std::array<std::int64_t, 2> stride, padding, dilation;
+        std::int64_t groups;
+    };
+    for (const Case& c : {Case{"3x3", {6, 4, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+                          Case{"strided dilated", {5, 4, 3, 2}, {2, 1}, {2, 1}, {1, 2}, 1},
+                          Case{"1x1", {8, 4, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+                          Case{"grouped", {6, 2, 3, 3}, {1, 2}, {1, 1}, {1, 1}, 2},
+                          Case{"depthwise", {8, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 4}}) {
+        Conv2dOptions options;
+        options.stride = c.stride;
+        options.padding = c.padding;
+        options.dilation = c.dilation;
+        options.groups = c.groups;
+        Tensor w = input(c.weight, 31, -0.5, 0.5), b = input({c.weight[0]}, 32);
+        compare(c.name, [&](auto& v) { return conv2d(v[0], v[1], v[2], options); }, {x, w, b});
+    }
+}
+
+TEST_CASE("cuda ops: max, average and adaptive pooling") {
+    if (!have_gpu()) return;
+    Tensor x = input({2, 3, 11, 10}, 33);
+    Pool2dOptions options;
+    options.kernel = {3, 3};
+    options.stride = {2, 2};
+    options.padding = {1, 1};
+    options.ceil_mode = true;
+    compare("max_pool2d", [&](auto& v) { return max_pool2d(v[0], options); }, {x});
+    compare("avg_pool2d", [&](auto& v) { return avg_pool2d(v[0], options); }, {x});
+    compare("adaptive_avg_pool2d", [](auto& v) { return adaptive_avg_pool2d(v[0], {4, 3}); }, {x});
+}
+
+TEST_CASE("cuda ops: dropout draws the CPU's mask from the same generator state") {
+    if (!have_gpu()) return;
+    Tensor x = input({4, 333}, 34);
+    Generator cpu_gen(8), gpu_gen(8);
+    compare("dropout",
+            [&](auto& v) { return dropout(v[0], 0.25, true, v[0].device().is_cuda() ? &gpu_gen : &cpu_gen); },
+            {x});
+}
+
+TEST_CASE("cuda ops: conversions and copies") {
+    if (!have_gpu()) return;
+    Tensor x = input({100}, 16, -50, 50);
+    compare("to f64", [](auto& v) { return v[0].to(DType::f64); }, {x});
+    compare("to i32", [](auto& v) { return v[0].detach().to(DType::i32); }, {x});
+    compare("clone", [](auto& v) { return v[0].clone(); }, {x});
+    Tensor z = zeros({3, 4}, DType::f32, Device::cuda());
+    CHECK(z.device().is_cuda());
+    CHECK(sum(z).item() == 0);
+    CHECK(full({2}, 2.5, DType::f64, Device::cuda()).to_vector<double>() ==
+          std::vector<double>{2.5, 2.5});
+}
+
+TEST_CASE("cuda ops: SGD and AdamW steps of a small network match the CPU") {
+    if (!have_gpu()) return;
+    for (const std::string optimizer : {"sgd", "adamw"}) {
+        CAPTURE(optimizer);
+        Generator gen(17);
+        std::vector<Tensor> cpu_params = {uniform({16, 8}, -0.3, 0.3, DType::f32, &gen),
+                                          zeros({16}), uniform({3, 16}, -0.3, 0.3, DType::f32, &gen),
+                                          zeros({3})};
+        std::vector<Tensor> gpu_params;
+        for (Tensor& p : cpu_params) {
+            p.set_requires_grad(true);
+            gpu_params.push_back(p.detach().to(Device::cuda()).set_requires_grad(true));
+        }
+        Tensor data = uniform({32, 8}, -1, 1, DType::f32, &gen);
+        Tensor target = uniform({32, 3}, -1, 1, DType::f32, &gen);
+        auto make = [&](std::vector<Tensor>& params) -> std::unique_ptr<Optimizer> {
+            if (optimizer == "sgd") return std::make_unique<SGD>(params, SgdOptions{0.1, 0.9, 0, 1e-4, true});
+            return std::make_unique<AdamW>(params, AdamWOptions{});
+        };
+        auto cpu_opt = make(cpu_params);
+        auto gpu_opt = make(gpu_params);
+        auto loss_of = [](const std::vector<Tensor>& p, const Tensor& x, const Tensor& t) {
+            Tensor h = gelu(linear(x, p[0], p[1]));
+            Tensor d = linear(h, p[2], p[3]) - t;
+            return mean(d * d);
+        };
+        const Tensor gpu_data = data.to(Device::cuda()), gpu_target = target.to(Device::cuda());
+        for (int step = 0; step < 5; ++step) {
+            cpu_opt->zero_grad();
+            gpu_opt->zero_grad();
+            Tensor cpu_loss = loss_of(cpu_params, data, target);
+            Tensor gpu_loss = loss_of(gpu_params, gpu_data, gpu_target);
+            CHECK(std::abs(cpu_loss.item() - gpu_loss.item()) < 1e-5 * (1 + cpu_loss.item()));
+            cpu_loss.backward();
+            gpu_loss.backward();
+            cpu_opt->step();
+            gpu_opt->step();
+        }
+        for (std::size_t k = 0; k < cpu_params.size(); ++k)
+            CHECK(relative_error(gpu_params[k].to(Device::cpu()), cpu_params[k]) < 1e-5);
+    }
+}
