@@ -3,13 +3,14 @@
 # born-again generations 1 to 3 (each taught by the previous one), and self-distillation in one
 # generation (the best checkpoint so far as teacher), with accuracy and total training time.
 #
-#   tools/generations-table.sh [--epochs N] [--seeds 0,1,2] [--runs DIR]
+#   tools/generations-table.sh [--epochs N] [--seeds 0,1,2] [--runs DIR] [--time-seeds 0,1]
 #
 # Recipe: tools/born-again-fashion.conf and tools/self-distill-fashion.conf (the resnet8 recipe
 # of the KD table: SGD, cosine, crop + flip, 5 epochs, 55,000 / 5,000 / 10,000 images). For each
 # seed: one born-again run (its generation 0 is the plain run) and one self-distillation run,
 # each in its own directory under RUNS (default runs/generations). A seed whose run finished is
-# skipped; one that stopped part way is resumed. The table (tools/generations_table.py) goes to
+# skipped; one that stopped part way is resumed. --time-seeds names the seeds whose times the
+# table averages (those that ran on an otherwise idle machine; default: all). The table (tools/generations_table.py) goes to
 # tools/results/generations.md, with every run's numbers in tools/results/generations.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,12 +18,14 @@ cd "$(dirname "$0")/.."
 EPOCHS=5
 SEEDS=0,1,2
 RUNS=runs/generations
+TIME_SEEDS=""
 RETORT="${RETORT:-build/retort}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --epochs) EPOCHS="${2:?--epochs needs a number}"; shift 2 ;;
     --seeds) SEEDS="${2:?--seeds needs a list}"; shift 2 ;;
     --runs) RUNS="${2:?--runs needs a directory}"; shift 2 ;;
+    --time-seeds) TIME_SEEDS="${2:?--time-seeds needs a list}"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "generations-table: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -58,6 +61,7 @@ for seed in "${seed_list[@]}"; do
 done
 
 mkdir -p tools/results
-python3 tools/generations_table.py "$RUNS" --json tools/results/generations.json > tools/results/generations.md.tmp
+python3 tools/generations_table.py "$RUNS" --json tools/results/generations.json \
+  --time-seeds "$TIME_SEEDS" > tools/results/generations.md.tmp
 mv tools/results/generations.md.tmp tools/results/generations.md
 cat tools/results/generations.md
