@@ -165,6 +165,16 @@ Tensor Tensor::squeeze(std::int64_t d) const {
     return reshape(s);
 }
 
+void Tensor::set_data(const Tensor& source) {
+    require(source.defined(), "set_data: undefined source tensor");
+    require(source.shape() == shape() && source.dtype() == dtype(), "set_data: source ",
+            shape_str(source.shape()), " ", dtype_name(source.dtype()), " does not match ",
+            shape_str(shape()), " ", dtype_name(dtype()));
+    impl().storage = source.impl().storage;
+    impl().offset = source.impl().offset;
+    impl().grad.reset();
+}
+
 Tensor Tensor::clone() const {
     Tensor out = Tensor::empty(shape(), dtype(), device());
     cuda::copy_bytes(out.raw_device_data(), device(), raw_device_data(), device(),

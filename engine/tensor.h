@@ -106,6 +106,11 @@ public:
     Tensor to(Device device) const;
     Tensor contiguous() const { return *this; }  // always true in retort
 
+    // Points this tensor at `source`'s memory (same shape and dtype), keeping its identity:
+    // every handle to it sees the new data, on source's device. What Module::to does to each
+    // parameter (torch's `param.data = ...`). The gradient is dropped; the graph is not touched.
+    void set_data(const Tensor& source);
+
     // Multi-line printout with shape and dtype, for debugging and teaching.
     std::string str() const;
 

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "engine/autograd.h"
+#include "engine/cuda/runtime.h"
 #include "engine/error.h"
 
 namespace retort {
@@ -70,6 +71,16 @@ std::int64_t Module::num_parameters() const {
     return n;
 }
 
+void Module::to(Device device) {
+    NamedTensors all = named_parameters();
+    for (auto& named : named_buffers()) all.push_back(named);
+    for (auto& [name, t] : all) {
+        if (t.device() == device) continue;
+        Tensor moved = t.detach().to(device);
+        t.set_data(moved);  // every handle to the parameter (the layer's own member too) follows
+    }
+}
+
 void Module::train(bool on) {
     training_ = on;
     for (auto& [_, child] : children_) child->train(on);
@@ -124,11 +135,12 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
     for (auto& [name, t] : own) {
         auto it = state.find(name);
         if (it == state.end()) continue;
+        // converted on the source's device, then copied to wherever the module lives
         Tensor src = it->second.to(t.dtype());
         Tensor dst = t;
-        if (src.raw_data() == dst.raw_data()) continue;  // loading a module's own state
-        std::memcpy(dst.raw_data(), src.raw_data(),
-                    static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype()));
+        if (src.raw_device_data() == dst.raw_device_data()) continue;  // the module's own state
+        cuda::copy_bytes(dst.raw_device_data(), dst.device(), src.raw_device_data(), src.device(),
+                         static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype()));
     }
 }
 

@@ -42,6 +42,11 @@ public:
     std::int64_t num_parameters() const;
 
     // Train / eval mode, applied to the whole tree (BatchNorm, Dropout and DropPath care).
+    // Moves every parameter and buffer to `device` in place, as torch's module.to(device): the
+    // tensors keep their identity (an optimizer made before still holds them) and lose their
+    // gradients. Train and infer on the device by giving the model inputs that live there.
+    void to(Device device);
+
     void train(bool on = true);
     void eval() { train(false); }
     bool is_training() const { return training_; }

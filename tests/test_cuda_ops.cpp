@@ -6,10 +6,12 @@
 
 #include <array>
 #include <functional>
+#include <map>
 
 #include "engine/cuda/blas.h"
 #include "engine/cuda/runtime.h"
 #include "engine/engine.h"
+#include "models/models.h"
 #include "tests/gradcheck.h"
 
 using namespace retort;
@@ -247,6 +249,38 @@ TEST_CASE("cuda ops: dropout draws the CPU's mask from the same generator state"
             {x});
 }
 
+TEST_CASE("cuda ops: index_select, gather, scatter_add, pad") {
+    if (!have_gpu()) return;
+    Tensor x = input({3, 5, 4}, 35);
+    Tensor index = from_vector<std::int64_t>({4, 0, 4, 2});
+    compare("index_select", [&](auto& v) { return index_select(v[0], 1, index.to(v[0].device())); }, {x});
+    Tensor gidx = from_vector<std::int64_t>({3, 0, 1, 1, 2, 2, 0, 0, 3, 1, 1, 2,
+                                             0, 3, 3, 2, 1, 0, 2, 2, 3, 0, 1, 3}, {3, 2, 4});
+    compare("gather", [&](auto& v) { return gather(v[0], 2, gidx.to(v[0].device())); }, {x});
+    Tensor src = input({3, 3, 4}, 36);
+    compare("scatter_add",
+            [&](auto& v) { return scatter_add(v[0], 2, gidx.to(v[0].device()), v[1]); }, {x, src});
+    compare("pad constant", [](auto& v) { return pad(v[0], {2, -1, 1, 3}, "constant", 0.5); }, {x});
+    compare("pad reflect", [](auto& v) { return pad(v[0].detach(), {3, 2, 1, 4}, "reflect"); }, {x});
+}
+
+TEST_CASE("cuda ops: interpolate (nearest, bilinear) and gradient clipping") {
+    if (!have_gpu()) return;
+    Tensor x = input({2, 3, 5, 6}, 37);
+    for (const char* mode : {"nearest", "bilinear"}) {
+        InterpolateOptions options;
+        options.size = std::array<std::int64_t, 2>{9, 4};
+        options.mode = mode;
+        compare(mode, [&](auto& v) { return interpolate(v[0], options); }, {x});
+    }
+    Tensor w = input({40000}, 38), gpu_w = w.detach().to(Device::cuda()).set_requires_grad(true);
+    sum(w * w).backward();
+    sum(gpu_w * gpu_w).backward();
+    const double cpu_norm = clip_grad_norm({w}, 1.0), gpu_norm = clip_grad_norm({gpu_w}, 1.0);
+    CHECK(std::abs(cpu_norm - gpu_norm) < 1e-6 * cpu_norm);
+    CHECK(relative_error(gpu_w.grad().to(Device::cpu()), w.grad()) < 1e-6);
+}
+
 TEST_CASE("cuda ops: conversions and copies") {
     if (!have_gpu()) return;
     Tensor x = input({100}, 16, -50, 50);
@@ -301,4 +335,71 @@ TEST_CASE("cuda ops: SGD and AdamW steps of a small network match the CPU") {
         for (std::size_t k = 0; k < cpu_params.size(); ++k)
             CHECK(relative_error(gpu_params[k].to(Device::cpu()), cpu_params[k]) < 1e-5);
     }
+}
+
+namespace {
+
+// A few SGD steps of the same model on the CPU and on the GPU, from the same weights and
+// batches: the losses step by step, then the logits and every parameter at the end.
+void compare_training(const std::string& spec, const Shape& input_shape) {
+    CAPTURE(spec);
+    manual_seed(3);
+    std::shared_ptr<Model> cpu_model = create_model(spec);
+    std::shared_ptr<Model> gpu_model = create_model(spec);
+    std::map<std::string, Tensor> weights;
+    for (auto& [name, t] : cpu_model->state_dict()) weights[name] = t;
+    gpu_model->load_state_dict(weights);
+    gpu_model->to(Device::cuda());
+    for (auto& [name, t] : gpu_model->named_parameters()) REQUIRE(t.device().is_cuda());
+    SGD cpu_opt(cpu_model->parameters(), SgdOptions{0.05, 0.9, 0, 5e-4, true});
+    SGD gpu_opt(gpu_model->parameters(), SgdOptions{0.05, 0.9, 0, 5e-4, true});
+    Generator gen(4);
+    for (int step = 0; step < 3; ++step) {
+        Tensor x = randn(input_shape, DType::f32, &gen);
+        Tensor y = randint(0, 10, {input_shape[0]}, DType::i64, &gen);
+        cpu_opt.zero_grad();
+        gpu_opt.zero_grad();
+        Tensor cpu_loss = cross_entropy(cpu_model->forward(x), y);
+        Tensor gpu_loss = cross_entropy(gpu_model->forward(x.to(Device::cuda())), y.to(Device::cuda()));
+        CAPTURE(step);
+        CHECK(std::abs(cpu_loss.item() - gpu_loss.item()) < 1e-4 * (1 + std::abs(cpu_loss.item())));
+        cpu_loss.backward();
+        gpu_loss.backward();
+        cpu_opt.step();
+        gpu_opt.step();
+    }
+    cpu_model->eval();
+    gpu_model->eval();
+    Tensor x = randn(input_shape, DType::f32, &gen);
+    CHECK(relative_error(gpu_model->forward(x.to(Device::cuda())).to(Device::cpu()),
+                         cpu_model->forward(x)) < 1e-4);
+    const NamedTensors cpu_state = cpu_model->state_dict(), gpu_state = gpu_model->state_dict();
+    REQUIRE(cpu_state.size() == gpu_state.size());
+    for (std::size_t k = 0; k < cpu_state.size(); ++k) {
+        CAPTURE(cpu_state[k].first);
+        CHECK(relative_error(gpu_state[k].second.to(Device::cpu()), cpu_state[k].second) < 1e-4);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("cuda training: resnet20 and a small ViT take the same SGD steps on the GPU as on the CPU") {
+    if (!have_gpu()) return;
+    compare_training("resnet20:num_classes=10", {8, 3, 32, 32});
+    compare_training("vit_tiny_patch16_224:img_size=32,patch_size=4,embed_dim=48,depth=2,num_heads=3,num_classes=10",
+                     {8, 3, 32, 32});
+}
+
+TEST_CASE("modules move between devices in place, keeping their tensors' identity") {
+    std::shared_ptr<Model> model = create_model("resnet8:num_classes=10");
+    const Tensor first = model->parameters()[0];
+    model->to(Device::cpu());  // already there: nothing changes
+    CHECK(model->parameters()[0].same(first));
+    Tensor a = from_vector<float>({1, 2}), b = from_vector<float>({3, 4});
+    Tensor alias = a;
+    a.set_data(b);
+    CHECK(alias.to_vector<float>() == std::vector<float>{3, 4});  // every handle follows
+    CHECK_THROWS_WITH_AS(a.set_data(from_vector<float>({1, 2, 3})), doctest::Contains("does not match"), Error);
+    if (cuda::device_count() == 0)
+        CHECK_THROWS_AS(model->to(Device::cuda()), Error);  // a clear error, nothing half-moved
 }

@@ -15,6 +15,8 @@
 #include "engine/kernels/copy.h"
 #include "engine/kernels/elementwise.h"
 #include "engine/kernels/for_each.h"
+#include "engine/kernels/indexing.h"
+#include "engine/kernels/interpolate.h"
 #include "engine/kernels/loss.h"
 #include "engine/kernels/normalization.h"
 #include "engine/kernels/pool.h"
@@ -568,4 +570,133 @@ TEST_CASE("kernels: dropout's mask from the Philox stream equals the CPU's") {
                                             1.0f * static_cast<float>(1.0 / 0.7)});
     CHECK(same_values(mask, y));
     CHECK(kernel_gen.offset() == cpu_gen.offset());  // both streams moved on alike
+}
+
+TEST_CASE("kernels: index_select, gather, scatter_add and pad, forward and backward") {
+    Tensor x = random_values({3, 5, 4}, 101, DType::f64);
+    x.set_requires_grad(true);
+    const double* xs = x.detach().data<double>();
+
+    // index_select along dim 1 with a repeated row: the backward adds both gradients
+    Tensor index = from_vector<std::int64_t>({4, 0, 4, 2});
+    Tensor y = index_select(x, 1, index);
+    Tensor dy = random_values(y.shape(), 102, DType::f64);
+    y.backward(dy);
+    const DimSplit split = split_at_dim(x.shape(), 1);
+    Tensor ky = Tensor::empty(y.shape(), DType::f64), kdx = Tensor::empty(x.shape(), DType::f64);
+    kernels::for_each_cpu(ky.numel(), kernels::IndexSelect<double, std::int64_t>{
+                                          xs, index.data<std::int64_t>(), ky.data<double>(), split, 4});
+    kernels::for_each_cpu(kdx.numel(), kernels::IndexAdd<double, std::int64_t>{
+                                           dy.data<double>(), index.data<std::int64_t>(),
+                                           kdx.data<double>(), split, 4});
+    CHECK(same_values(ky, y.detach()));
+    CHECK(same_values(kdx, x.grad()));
+
+    // gather along dim 2 with an index smaller than x in dim 1, then scatter_add it back
+    Tensor gidx = from_vector<std::int32_t>({3, 0, 1, 1, 2, 2, 0, 0, 3, 1, 1, 2,
+                                             0, 3, 3, 2, 1, 0, 2, 2, 3, 0, 1, 3}, {3, 2, 4});
+    Tensor gathered = gather(x.detach(), 2, gidx);
+    Tensor kg = Tensor::empty(gathered.shape(), DType::f64);
+    kernels::for_each_cpu(kg.numel(), kernels::Gather<double, std::int32_t>{
+                                          xs, gidx.data<std::int32_t>(), kg.data<double>(),
+                                          kernels::make_layout(gidx.shape()),
+                                          kernels::make_layout(x.shape()), 2});
+    CHECK(same_values(kg, gathered));
+    Tensor src = random_values({3, 3, 4}, 103, DType::f64);  // larger than the index in dim 1
+    Tensor scattered = scatter_add(x.detach(), 2, gidx, src);
+    Tensor ks = Tensor::empty(x.shape(), DType::f64);
+    kernels::for_each_cpu(ks.numel(), kernels::ScatterAdd<double, std::int32_t>{
+                                          xs, gidx.data<std::int32_t>(), src.data<double>(),
+                                          ks.data<double>(), kernels::make_layout(x.shape()),
+                                          kernels::make_layout(gidx.shape()),
+                                          kernels::make_layout(src.shape()), 2});
+    CHECK(same_values(ks, scattered));
+
+    // pad: constant (also cropping), reflect and replicate, forward
+    struct Case {
+        const char* mode;
+        kernels::PadKind kind;
+        std::vector<std::int64_t> pads;
+    };
+    for (const Case& c : {Case{"constant", kernels::PadKind::constant, {2, -1, 1, 3}},
+                          Case{"reflect", kernels::PadKind::reflect, {3, 2, 1, 4}},
+                          Case{"replicate", kernels::PadKind::replicate, {5, 0, 2, 2}}}) {
+        CAPTURE(c.mode);
+        Tensor padded = pad(x.detach(), c.pads, c.mode, 1.5);
+        Tensor kp = Tensor::empty(padded.shape(), DType::f64);
+        kernels::Pad<double> kernel{xs, kp.data<double>(), kernels::make_layout(padded.shape()),
+                                    kernels::make_layout(x.shape()), {}, c.kind, 1.5};
+        kernel.left[2] = c.pads[0];
+        kernel.left[1] = c.pads[2];
+        kernels::for_each_cpu(kp.numel(), kernel);
+        CHECK(same_values(kp, padded));
+    }
+}
+
+namespace {
+
+// One axis's resize table written from PyTorch's formulas (bilinear with align_corners, or
+// nearest), with the output range of every input index, as the GPU path builds them.
+struct AxisTables {
+    std::vector<std::int64_t> i0, i1, first, last;
+    std::vector<double> w0, w1;
+};
+
+AxisTables axis_tables(std::int64_t in, std::int64_t out, bool bilinear) {
+    AxisTables t;
+    for (std::int64_t dst = 0; dst < out; ++dst) {
+        if (bilinear) {
+            const double src = static_cast<double>(dst) * (in - 1) / (out - 1);
+            const auto i0 = static_cast<std::int64_t>(src);
+            t.i0.push_back(i0);
+            t.i1.push_back(std::min(i0 + 1, in - 1));
+            t.w1.push_back(src - i0);
+            t.w0.push_back(1 - (src - i0));
+        } else {
+            const float scale = static_cast<float>(in) / static_cast<float>(out);
+            const auto i0 = std::min(static_cast<std::int64_t>(std::floor(dst * scale)), in - 1);
+            t.i0.push_back(i0);
+            t.i1.push_back(i0);
+            t.w0.push_back(1);
+            t.w1.push_back(0);
+        }
+    }
+    t.first.assign(in, 0);
+    t.last.assign(in, -1);
+    for (std::int64_t o = 0; o < out; ++o)
+        for (std::int64_t src : {t.i0[o], t.i1[o]}) {
+            if (t.last[src] < 0) t.first[src] = o;
+            t.last[src] = o;
+        }
+    return t;
+}
+
+}  // namespace
+
+TEST_CASE("kernels: bilinear and nearest resizing, forward and the gathered backward") {
+    for (bool bilinear : {true, false}) {
+        CAPTURE(bilinear);
+        Tensor x = random_values({2, 3, 4, 5}, 111, DType::f64);
+        x.set_requires_grad(true);
+        InterpolateOptions options;
+        options.size = std::array<std::int64_t, 2>{7, 3};
+        options.mode = bilinear ? "bilinear" : "nearest";
+        options.align_corners = bilinear;
+        Tensor y = interpolate(x, options);
+        Tensor dy = random_values(y.shape(), 112, DType::f64);
+        y.backward(dy);
+        const AxisTables rows = axis_tables(4, 7, bilinear), cols = axis_tables(5, 3, bilinear);
+        const kernels::ResizeTables<double> tables{
+            rows.i0.data(), rows.i1.data(), rows.w0.data(), rows.w1.data(),
+            cols.i0.data(), cols.i1.data(), cols.w0.data(), cols.w1.data(),
+            rows.first.data(), rows.last.data(), cols.first.data(), cols.last.data()};
+        const kernels::ResizeShape shape{4, 5, 7, 3, bilinear};
+        Tensor ky = Tensor::empty(y.shape(), DType::f64), kdx = Tensor::empty(x.shape(), DType::f64);
+        kernels::for_each_cpu(ky.numel(), kernels::ResizeForward<double>{
+                                              x.detach().data<double>(), ky.data<double>(), shape, tables});
+        kernels::for_each_cpu(kdx.numel(), kernels::ResizeBackward<double>{
+                                               dy.data<double>(), kdx.data<double>(), shape, tables});
+        CHECK(max_abs_diff(ky, y.detach()) < 1e-12);
+        CHECK(max_abs_diff(kdx, x.grad()) < 1e-12);
+    }
 }

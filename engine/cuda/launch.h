@@ -2,8 +2,9 @@
 //
 //     cuda::launch(device, n, kernel)   calls kernel(i) for i in [0, n) on `device`, one GPU
 //                                       thread per i, on the device's current stream
-//     run(device, n, kernel)            the same on whichever device: a GPU launch, or
-//                                       kernels::for_each_cpu on the CPU
+//     run(device, n, kernel[, grain])   the same on whichever device: a GPU launch, or
+//                                       kernels::for_each_cpu on the CPU (in chunks of
+//                                       `grain` indices per thread: 1 when each is costly)
 //
 // launch is a template defined in engine/cuda/launch.cuh and instantiated, kernel by kernel, in
 // the .cu files next to it (one per family: elementwise.cu, reduce.cu, ...); a kernel with no
@@ -36,9 +37,9 @@ void launch(Device, std::int64_t, const Kernel&) {
 namespace retort {
 
 template <class Kernel>
-void run(Device device, std::int64_t n, const Kernel& kernel) {
+void run(Device device, std::int64_t n, const Kernel& kernel, std::int64_t grain = 16384) {
     if (device.is_cuda()) cuda::launch(device, n, kernel);
-    else kernels::for_each_cpu(n, kernel);
+    else kernels::for_each_cpu(n, kernel, grain);
 }
 
 }  // namespace retort

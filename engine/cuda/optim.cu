@@ -1,8 +1,10 @@
 // engine/cuda/optim.cu: the GPU instantiations of the fused optimizer updates of
-// engine/kernels/optim.h (one pass over a parameter and its buffers per step).
+// engine/kernels/optim.h (one pass over a parameter and its buffers per step), and of gradient
+// clipping (engine/kernels/clip_grad.h).
 #include <cstdint>
 
 #include "engine/cuda/launch.cuh"
+#include "engine/kernels/clip_grad.h"
 #include "engine/kernels/optim.h"
 
 namespace retort::cuda {
@@ -11,5 +13,9 @@ template void launch(Device, std::int64_t, const kernels::SgdStep<float>&);
 template void launch(Device, std::int64_t, const kernels::SgdStep<double>&);
 template void launch(Device, std::int64_t, const kernels::AdamWStep<float>&);
 template void launch(Device, std::int64_t, const kernels::AdamWStep<double>&);
+template void launch(Device, std::int64_t, const kernels::GradNormChunk<float>&);
+template void launch(Device, std::int64_t, const kernels::GradNormChunk<double>&);
+template void launch(Device, std::int64_t, const kernels::Scale<float>&);
+template void launch(Device, std::int64_t, const kernels::Scale<double>&);
 
 }  // namespace retort::cuda

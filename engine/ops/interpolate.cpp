@@ -17,7 +17,8 @@
 // Backward: every output's gradient is added back to its source pixels with the same weights.
 // Planes (b, c) are split among threads; inside a plane the outputs are visited in order and
 // added serially, so the result does not depend on the thread count. Saved: only sizes and
-// options (the tables are rebuilt in backward; they are O(OH + OW)).
+// options (the tables are rebuilt in backward; they are O(OH + OW)). On a GPU the same tables
+// drive the kernels of engine/kernels/interpolate.h.
 #include "engine/ops/interpolate.h"
 
 #include <algorithm>
@@ -25,6 +26,8 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/interpolate.h"
 #include "engine/parallel.h"
 
 namespace retort {
@@ -173,9 +176,47 @@ void resize_backward(const T* dy, T* dx, std::int64_t planes, const Resize& r) {
     });
 }
 
+// ---- on a GPU (engine/kernels/interpolate.h): the CPU's tables, copied to the device ----
+
+// The tables and, per input row or column, the range of outputs that read it, as device tensors
+// (kept alive by `held` while kernels use them).
+template <class T>
+kernels::ResizeTables<T> device_tables(const Resize& r, Device device, std::vector<Tensor>& held) {
+    auto axis = [&](int a) {
+        AxisTable<T> t = r.bilinear ? bilinear_table<T>(r, a) : nearest_table<T>(r, a);
+        if (!r.bilinear) {  // nearest reads one source: the second tap is never used
+            t.i1 = t.i0;
+            t.w0.assign(t.i0.size(), T(1));
+            t.w1.assign(t.i0.size(), T(0));
+        }
+        std::vector<std::int64_t> first(static_cast<std::size_t>(r.in[a]), 0);
+        std::vector<std::int64_t> last(static_cast<std::size_t>(r.in[a]), -1);
+        for (std::int64_t o = 0; o < r.out[a]; ++o)
+            for (std::int64_t src : {t.i0[o], t.i1[o]}) {
+                if (last[src] < 0) first[src] = o;
+                last[src] = o;
+            }
+        return std::vector<Tensor>{from_vector(t.i0).to(device), from_vector(t.i1).to(device),
+                                   from_vector(t.w0).to(device), from_vector(t.w1).to(device),
+                                   from_vector(first).to(device), from_vector(last).to(device)};
+    };
+    const std::vector<Tensor> rows = axis(0), cols = axis(1);
+    held.insert(held.end(), rows.begin(), rows.end());
+    held.insert(held.end(), cols.begin(), cols.end());
+    return {rows[0].device_data<std::int64_t>(), rows[1].device_data<std::int64_t>(),
+            rows[2].device_data<T>(), rows[3].device_data<T>(),
+            cols[0].device_data<std::int64_t>(), cols[1].device_data<std::int64_t>(),
+            cols[2].device_data<T>(), cols[3].device_data<T>(),
+            rows[4].device_data<std::int64_t>(), rows[5].device_data<std::int64_t>(),
+            cols[4].device_data<std::int64_t>(), cols[5].device_data<std::int64_t>()};
+}
+
+kernels::ResizeShape resize_shape(const Resize& r) {
+    return {r.in[0], r.in[1], r.out[0], r.out[1], r.bilinear};
+}
+
 Resize plan_resize(const Tensor& x, const InterpolateOptions& o) {
     require(x.defined(), "interpolate: undefined input");
-    require(x.device().is_cpu(), "interpolate: no kernel for ", x.device().str(), " tensors yet");
     require(x.dim() == 4, "interpolate: expected an input of shape (B, C, H, W), got ",
             shape_str(x.shape()));
     require(x.shape()[2] > 0 && x.shape()[3] > 0, "interpolate: input of shape ",
@@ -213,15 +254,32 @@ Tensor interpolate(const Tensor& x, const InterpolateOptions& options) {
     const Resize r = plan_resize(x, options);
     const Shape& s = x.shape();
     const std::int64_t planes = s[0] * s[1];
-    Tensor y = Tensor::empty({s[0], s[1], r.out[0], r.out[1]}, x.dtype());
+    Tensor y = Tensor::empty({s[0], s[1], r.out[0], r.out[1]}, x.dtype(), x.device());
     visit_floating(x.dtype(), "interpolate", [&]<class T>(Type<T>) {
-        if (r.bilinear)
+        if (x.device().is_cuda()) {
+            std::vector<Tensor> held;
+            cuda::launch(x.device(), y.numel(),
+                         kernels::ResizeForward<T>{x.device_data<T>(), y.device_data<T>(),
+                                                   resize_shape(r),
+                                                   device_tables<T>(r, x.device(), held)});
+        } else if (r.bilinear)
             bilinear_forward(x.data<T>(), y.data<T>(), planes, r);
         else
             nearest_forward(x.data<T>(), y.data<T>(), planes, r);
     });
     record(y, r.bilinear ? "interpolate_bilinear" : "interpolate_nearest", {x},
            [r, shape = s, planes](const Tensor& dy) {
+               if (dy.device().is_cuda()) {
+                   Tensor dx = Tensor::empty(shape, dy.dtype(), dy.device());
+                   visit_floating(dy.dtype(), "interpolate backward", [&]<class T>(Type<T>) {
+                       std::vector<Tensor> held;
+                       cuda::launch(dy.device(), dx.numel(),
+                                    kernels::ResizeBackward<T>{
+                                        dy.device_data<T>(), dx.device_data<T>(), resize_shape(r),
+                                        device_tables<T>(r, dy.device(), held)});
+                   });
+                   return std::vector<Tensor>{dx};
+               }
                Tensor dx = zeros(shape, dy.dtype());
                visit_floating(dy.dtype(), "interpolate backward", [&]<class T>(Type<T>) {
                    resize_backward(dy.data<T>(), dx.data<T>(), planes, r);

@@ -29,6 +29,7 @@
 #include "engine/autograd.h"
 #include "engine/cuda/launch.h"
 #include "engine/kernels/copy.h"
+#include "engine/kernels/indexing.h"
 #include "engine/ops.h"
 #include "engine/parallel.h"
 
@@ -41,11 +42,11 @@ void check_defined(const Tensor& t, const char* op) {
     require(t.defined(), op, ": undefined tensor argument");
 }
 
-// For the ops that run on the CPU only so far.
-void check_input(const Tensor& t, const char* op) {
-    check_defined(t, op);
-    require(t.device().is_cpu(), op, ": no kernel for ", t.device().str(), " tensors yet");
+void check_same_device(const Tensor& x, const Tensor& other, const char* op, const char* name) {
+    require(other.device() == x.device(), op, ": the input is on ", x.device().str(), " but ", name,
+            " is on ", other.device().str());
 }
+
 
 std::int64_t product(const Shape& s, std::size_t begin, std::size_t end) {
     std::int64_t n = 1;
@@ -64,13 +65,45 @@ void visit_index(const Tensor& index, const char* op, F&& f) {
 // Every index value must address an element of dim `dim` (size `size`) of a tensor of `shape`.
 void check_index_range(const Tensor& index, const Shape& shape, int dim, const char* op) {
     const std::int64_t size = shape[dim];
+    const Tensor host = index.to(Device::cpu());  // a GPU's index is checked on a copy
     visit_index(index, op, [&]<class I>(Type<I>) {
-        const I* p = index.data<I>();
+        const I* p = host.data<I>();
         for (std::int64_t k = 0; k < index.numel(); ++k)
             if (p[k] < 0 || p[k] >= size)
                 fail(op, ": index ", p[k], " is out of range for dim ", dim, " (size ", size,
                      ") of shape ", shape_str(shape));
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// index_select on a GPU (engine/kernels/indexing.h): rows by index, and their gradients gathered
+// back per row of x.
+
+Tensor index_select_gpu(const Tensor& x, int d, const Tensor& index) {
+    const std::int64_t n = index.numel();
+    Shape out_shape = x.shape();
+    out_shape[d] = n;
+    Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
+    const DimSplit s = split_at_dim(x.shape(), d);
+    visit_dtype(x.dtype(), [&]<class T>(Type<T>) {
+        visit_index(index, "index_select", [&]<class I>(Type<I>) {
+            cuda::launch(x.device(), out.numel(),
+                         kernels::IndexSelect<T, I>{x.device_data<T>(), index.device_data<I>(),
+                                                    out.device_data<T>(), s, n});
+        });
+    });
+    record(out, "index_select", {x, index}, [shape = x.shape(), si = index.detach(), s, n](const Tensor& g) {
+        Tensor gx = Tensor::empty(shape, g.dtype(), g.device());
+        visit_floating(g.dtype(), "index_select backward", [&]<class T>(Type<T>) {
+            visit_index(si, "index_select", [&]<class I>(Type<I>) {
+                cuda::launch(g.device(), gx.numel(),
+                             kernels::IndexAdd<T, I>{g.device_data<T>(), si.device_data<I>(),
+                                                     gx.device_data<T>(), s, n});
+            });
+        });
+        return std::vector<Tensor>{gx, Tensor()};
+    });
+    return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,6 +342,21 @@ void scatter_add_kernel(T* out, const I* index, const T* src, const IndexWalk& t
 // out += src scattered along dim at index (shapes already checked); out is changed in place.
 void scatter_add_into(Tensor out, int dim, const Tensor& index, const Tensor& src) {
     if (index.numel() == 0) return;
+    if (out.device().is_cuda()) {  // out = out + scattered src, as a gather per element of out
+        const Tensor base = out.clone();
+        visit_dtype(out.dtype(), [&]<class T>(Type<T>) {
+            visit_index(index, "scatter_add", [&]<class I>(Type<I>) {
+                cuda::launch(out.device(), out.numel(),
+                             kernels::ScatterAdd<T, I>{
+                                 base.device_data<T>(), index.device_data<I>(),
+                                 src.device_data<T>(), out.device_data<T>(),
+                                 kernels::make_layout(out.shape()),
+                                 kernels::make_layout(index.shape()),
+                                 kernels::make_layout(src.shape()), dim});
+            });
+        });
+        return;
+    }
     const IndexWalk to = index_walk(index.shape(), out.shape(), dim);
     const IndexWalk from = index_walk(index.shape(), src.shape(), dim);
     visit_dtype(out.dtype(), [&]<class T>(Type<T>) {
@@ -328,6 +376,12 @@ PadMode parse_pad_mode(const std::string& mode) {
     if (mode == "reflect") return PadMode::reflect;
     if (mode == "replicate") return PadMode::replicate;
     fail("pad: unknown mode \"", mode, "\" (expected \"constant\", \"reflect\" or \"replicate\")");
+}
+
+kernels::PadKind gpu_pad_kind(PadMode m) {
+    if (m == PadMode::reflect) return kernels::PadKind::reflect;
+    if (m == PadMode::replicate) return kernels::PadKind::replicate;
+    return kernels::PadKind::constant;
 }
 
 // For one padded dim: the input coordinate each output coordinate copies, or -1 for the fill.
@@ -596,15 +650,16 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<std::int64_t>& size
 }
 
 Tensor index_select(const Tensor& x, std::int64_t dim, const Tensor& index) {
-    check_input(x, "index_select");
-    check_input(index, "index_select");
+    check_defined(x, "index_select");
+    check_defined(index, "index_select");
+    check_same_device(x, index, "index_select", "index");
     const int d = normalize_dim(dim, x.dim(), "index_select");
     require(index.dim() <= 1, "index_select: index must be 1-D, got shape ",
             shape_str(index.shape()));
     check_index_range(index, x.shape(), d, "index_select");
+    if (x.device().is_cuda()) return index_select_gpu(x, d, index);
     const std::vector<std::int64_t> idx = index.to_vector<std::int64_t>();
     const std::int64_t n = static_cast<std::int64_t>(idx.size());
-
     Shape out_shape = x.shape();
     out_shape[d] = n;
     Tensor out = Tensor::empty(out_shape, x.dtype());
@@ -640,13 +695,24 @@ Tensor index_select(const Tensor& x, std::int64_t dim, const Tensor& index) {
 }
 
 Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index) {
-    check_input(x, "gather");
-    check_input(index, "gather");
+    check_defined(x, "gather");
+    check_defined(index, "gather");
+    check_same_device(x, index, "gather", "index");
     const int d = normalize_dim(dim, x.dim(), "gather");
     check_index_fits(index, x, d, "gather", "x");
     check_index_range(index, x.shape(), d, "gather");
-    Tensor out = Tensor::empty(index.shape(), x.dtype());
-    if (out.numel() > 0) {
+    Tensor out = Tensor::empty(index.shape(), x.dtype(), x.device());
+    if (out.numel() > 0 && x.device().is_cuda()) {
+        visit_dtype(x.dtype(), [&]<class T>(Type<T>) {
+            visit_index(index, "gather", [&]<class I>(Type<I>) {
+                cuda::launch(x.device(), out.numel(),
+                             kernels::Gather<T, I>{x.device_data<T>(), index.device_data<I>(),
+                                                   out.device_data<T>(),
+                                                   kernels::make_layout(index.shape()),
+                                                   kernels::make_layout(x.shape()), d});
+            });
+        });
+    } else if (out.numel() > 0) {
         const IndexWalk walk = index_walk(index.shape(), x.shape(), d);
         visit_dtype(x.dtype(), [&]<class T>(Type<T>) {
             visit_index(index, "gather", [&]<class I>(Type<I>) {
@@ -655,7 +721,7 @@ Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index) {
         });
     }
     record(out, "gather", {x, index}, [shape = x.shape(), d, si = index.detach()](const Tensor& g) {
-        Tensor gx = zeros(shape, g.dtype());
+        Tensor gx = zeros(shape, g.dtype(), g.device());
         scatter_add_into(gx, d, si, g);
         return std::vector<Tensor>{gx, Tensor()};
     });
@@ -663,9 +729,11 @@ Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index) {
 }
 
 Tensor scatter_add(const Tensor& x, std::int64_t dim, const Tensor& index, const Tensor& src) {
-    check_input(x, "scatter_add");
-    check_input(index, "scatter_add");
-    check_input(src, "scatter_add");
+    check_defined(x, "scatter_add");
+    check_defined(index, "scatter_add");
+    check_defined(src, "scatter_add");
+    check_same_device(x, index, "scatter_add", "index");
+    check_same_device(x, src, "scatter_add", "src");
     const int d = normalize_dim(dim, x.dim(), "scatter_add");
     require(src.dtype() == x.dtype(), "scatter_add: src is ", dtype_name(src.dtype()), " but x is ",
             dtype_name(x.dtype()));
@@ -693,7 +761,7 @@ Tensor scatter_add(const Tensor& x, std::int64_t dim, const Tensor& index, const
 
 Tensor pad(const Tensor& x, const std::vector<std::int64_t>& pads, const std::string& mode,
            double value) {
-    check_input(x, "pad");
+    check_defined(x, "pad");
     const PadMode m = parse_pad_mode(mode);
     require(pads.size() % 2 == 0, "pad: pads must come in (left, right) pairs, got ", pads.size(),
             " values");
@@ -705,8 +773,17 @@ Tensor pad(const Tensor& x, const std::vector<std::int64_t>& pads, const std::st
     Shape out_shape = x.shape();
     std::copy(plan.out_shape.begin(), plan.out_shape.end(),
               out_shape.end() - static_cast<std::ptrdiff_t>(plan.out_shape.size()));
-    Tensor out = Tensor::empty(out_shape, x.dtype());
-    if (out.numel() > 0)
+    Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
+    if (out.numel() > 0 && x.device().is_cuda())
+        visit_dtype(x.dtype(), [&]<class T>(Type<T>) {
+            kernels::Pad<T> kernel{x.device_data<T>(), out.device_data<T>(),
+                                   kernels::make_layout(out_shape), kernels::make_layout(x.shape()),
+                                   {}, gpu_pad_kind(m), static_cast<T>(value)};
+            const int padded = static_cast<int>(pads.size() / 2);
+            for (int k = 0; k < padded; ++k) kernel.left[x.dim() - 1 - k] = pads[2 * k];
+            cuda::launch(x.device(), out.numel(), kernel);
+        });
+    else if (out.numel() > 0)
         visit_dtype(x.dtype(), [&]<class T>(Type<T>) {
             pad_kernel(x.data<T>(), out.data<T>(), plan, static_cast<T>(value));
         });
@@ -717,6 +794,8 @@ Tensor pad(const Tensor& x, const std::vector<std::int64_t>& pads, const std::st
             std::transform(pads.begin(), pads.end(), crop.begin(), [](std::int64_t p) { return -p; });
             return std::vector<Tensor>{pad(g, crop)};
         }
+        require(!g.device().is_cuda(), "pad: the gradient of ", m == PadMode::reflect ? "reflect" : "replicate",
+                " padding runs on the CPU only so far; pad on the CPU or use constant padding");
         Tensor gx = zeros(shape, g.dtype());
         const PadPlan plan = plan_pad(shape, pads, m);
         if (g.numel() > 0)

@@ -3,60 +3,35 @@
 // Matches torch.nn.utils.clip_grad_norm_ (error_if_nonfinite=False): same norm, same clip
 // coefficient max_norm / (total + 1e-6), applied only when it is below 1.
 // PyTorch sums a float32 gradient in float32; here every sum runs in double, so float32 norms agree
-// with PyTorch to float32 rounding, not bit for bit.
+// with PyTorch to float32 rounding, not bit for bit. Both devices run engine/kernels/clip_grad.h.
 #include "engine/optim/clip_grad.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "engine/autograd.h"
-#include "engine/parallel.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/clip_grad.h"
 
 namespace retort {
 
 namespace {
 
-constexpr std::int64_t kChunk = 16384;
-
-// |x|^p for the norms that have a cheaper, exact form.
-double power(double x, double p) {
-    double a = std::abs(x);
-    if (p == 1) return a;
-    if (p == 2) return a * a;
-    return std::pow(a, p);
-}
-
-// Per-chunk partial results of one gradient, combined in chunk order: sum of |g|^p, or max |g|.
+// Sum of |g|^p (or max |g|) over one gradient: chunk results from the kernel, combined here in
+// chunk order.
 template <class T>
-double reduce_gradient(const T* g, std::int64_t n, double p) {
+double reduce_gradient(const Tensor& g, double p) {
     const bool is_max = std::isinf(p);
-    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-    std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
-    parallel_for(0, chunks, 1, [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t c = begin; c < end; ++c) {
-            double acc = 0;
-            for (std::int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) {
-                double x = static_cast<double>(g[i]);
-                if (is_max)
-                    acc = std::isnan(x) || std::abs(x) > acc ? std::abs(x) : acc;
-                else
-                    acc += power(x, p);
-            }
-            partial[static_cast<std::size_t>(c)] = acc;
-        }
-    });
+    const std::int64_t chunks = (g.numel() + kernels::kGradChunk - 1) / kernels::kGradChunk;
+    Tensor partial = Tensor::empty({chunks}, DType::f64, g.device());
+    run(g.device(), chunks,
+        kernels::GradNormChunk<T>{g.device_data<T>(), g.numel(), is_max ? INFINITY : p,
+                                  partial.device_data<double>()},
+        /*grain=*/1);
     double total = 0;
-    for (double v : partial)
+    for (double v : partial.to_vector<double>())
         total = is_max ? (std::isnan(v) || v > total ? v : total) : total + v;
     return total;
-}
-
-template <class T>
-void scale_gradient(T* g, std::int64_t n, double coefficient) {
-    const T c = T(coefficient);
-    parallel_for(0, n, kChunk, [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t i = begin; i < end; ++i) g[i] = g[i] * c;
-    });
 }
 
 }  // namespace
@@ -69,8 +44,6 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
         require(params[i].defined(), "clip_grad_norm: parameter ", i, " is an undefined tensor");
         Tensor g = params[i].grad();
         if (!g.defined()) continue;
-        require(g.device().is_cpu(), "clip_grad_norm: the gradient of parameter ", i, " is on ",
-                g.device().str(), "; only CPU gradients are supported");
         grads.push_back(g);
     }
     if (grads.empty()) return 0;
@@ -79,7 +52,7 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
     double reduced = 0;
     for (const Tensor& g : grads) {
         double r = visit_floating(g.dtype(), "clip_grad_norm", [&]<class T>(Type<T>) {
-            return reduce_gradient(g.data<T>(), g.numel(), norm_type);
+            return reduce_gradient<T>(g, norm_type);
         });
         reduced = is_max ? (std::isnan(r) || r > reduced ? r : reduced) : reduced + r;
     }
@@ -93,7 +66,7 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double
         NoGradGuard no_grad;
         for (Tensor& g : grads)
             visit_floating(g.dtype(), "clip_grad_norm", [&]<class T>(Type<T>) {
-                scale_gradient(g.data<T>(), g.numel(), coefficient);
+                run(g.device(), g.numel(), kernels::Scale<T>{g.device_data<T>(), T(coefficient)});
             });
     }
     return total;
