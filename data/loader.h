@@ -39,6 +39,9 @@ struct LoaderOptions {
     std::string transforms;
     // A batch transform: "" (none), "mixup:alpha=0.2", "cutmix:alpha=1.0".
     std::string batch_transform;
+    // Where next() delivers batches. For a GPU the workers build each batch in pinned host
+    // memory and next() copies it over (images, labels and mixed targets).
+    Device device = Device::cpu();
 };
 
 class DataLoader {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <sstream>
 
+#include "engine/device.h"
 #include "engine/error.h"
 
 namespace retort {
@@ -69,6 +70,8 @@ Config train_config_schema() {
     c.declare_string("run", "dir", "", "run directory (\"\": runs/<model>-<YYYYmmdd-HHMMSS>; --out overrides)");
     c.declare_int("run", "log_every", 50, 1, kBig, "steps between train rows of metrics.csv (and progress lines)");
     c.declare_int("run", "threads", 0, 0, 1024, "CPU threads for the kernels (0: the default)");
+    c.declare_string("run", "device", "cpu",
+                     "where the model trains: cpu, cuda or cuda:N (--device overrides)");
     c.declare_int("run", "max_steps_per_epoch", 0, 0, kBig, "cap on training steps per epoch (0: the whole split)");
     c.declare_int("run", "eval_batch_size", 256, 1, 65536, "batch size of validation and test");
     c.declare_string("run", "on_nonfinite", "stop",
@@ -144,6 +147,8 @@ TrainConfig read_train_config(const Config& c) {
     t.run.dir = c.get_string("run.dir");
     t.run.log_every = c.get_int("run.log_every");
     t.run.threads = static_cast<int>(c.get_int("run.threads"));
+    t.run.device = c.get_string("run.device");
+    parse_device(t.run.device);  // a misspelt device is an error before anything runs
     t.run.max_steps_per_epoch = c.get_int("run.max_steps_per_epoch");
     t.run.eval_batch_size = c.get_int("run.eval_batch_size");
     t.run.skip_nonfinite = c.get_string("run.on_nonfinite") == "skip";
@@ -157,7 +162,7 @@ TrainConfig read_train_config(const Config& c) {
 }
 
 const std::vector<std::string>& resume_overridable_keys() {
-    static const std::vector<std::string> keys = {"run.epochs", "run.threads", "run.log_every",
+    static const std::vector<std::string> keys = {"run.epochs", "run.threads", "run.device", "run.log_every",
                                                   "data.workers", "data.path"};
     return keys;
 }

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "engine/cuda/runtime.h"
 #include "engine/autograd.h"
 #include "engine/io/atomic_file.h"
 #include "engine/ops/loss.h"
@@ -110,6 +111,7 @@ LoaderOptions eval_loader_options(const TrainConfig& c) {
     o.workers = c.data.workers;
     o.seed = c.run.seed;
     o.transforms = c.data.eval_transforms;
+    o.device = parse_device(c.run.device);
     return o;
 }
 
@@ -140,10 +142,11 @@ std::vector<Tensor> copy_of(const std::vector<Tensor>& tensors) {
 void restore_values(const std::vector<Tensor>& tensors, const std::vector<Tensor>& saved) {
     for (std::size_t i = 0; i < tensors.size(); ++i) {
         Tensor target = tensors[i];  // a handle to the module's own storage
-        internal_check(target.device().is_cpu() && saved[i].numel() == target.numel(),
-                       "restoring buffers: a CPU buffer changed its size");
-        std::memcpy(target.raw_data(), saved[i].raw_data(),
-                    static_cast<std::size_t>(target.numel()) * dtype_size(target.dtype()));
+        internal_check(saved[i].numel() == target.numel() && saved[i].device() == target.device(),
+                       "restoring buffers: a buffer changed its size or device");
+        cuda::copy_bytes(target.raw_device_data(), target.device(), saved[i].raw_device_data(),
+                         saved[i].device(),
+                         static_cast<std::size_t>(target.numel()) * dtype_size(target.dtype()));
     }
 }
 
@@ -322,8 +325,13 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     internal_check(addons_.pre_stage_epochs >= 0, "negative pre-stage epochs");
     require(has_samples(data_.train), "the training split is empty");
     if (config_.run.threads > 0) set_num_threads(config_.run.threads);
+    device_ = parse_device(config_.run.device);
+    require_available(device_);
+    require(device_.is_cpu() || !addons_.objectives, "run.device = ", config_.run.device,
+            ": distillation runs on the CPU only so far; train on a GPU with `retort train`");
 
     LoaderOptions train_options;
+    train_options.device = device_;
     train_options.batch_size = config_.data.batch_size;
     train_options.shuffle = true;
     train_options.workers = config_.data.workers;
@@ -341,7 +349,8 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
         steps_per_epoch_ = std::min(steps_per_epoch_, config_.run.max_steps_per_epoch);
     require(steps_per_epoch_ > 0, "the training split gives no batches");
 
-    check_model_fits_data(*model_, config_.model, data_, config_);
+    check_model_fits_data(*model_, config_.model, data_, config_);  // a trial batch, on the CPU
+    model_->to(device_);  // after the trial batch; the optimizer below gets the moved tensors
     const auto named = trained_parameters(*model_, addons_.objectives.get());
     for (const auto& [_, p] : named) params_.push_back(p);
     optimizer_ = make_optimizer(config_.optim, named);

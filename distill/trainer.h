@@ -229,6 +229,7 @@ private:
     DatasetSplits data_;
     TrainerAddons addons_;
     std::vector<Tensor> params_;
+    Device device_;  // run.device: where the model, its batches and the optimizer's state live
     std::unique_ptr<DataLoader> train_loader_, val_loader_, test_loader_;
     std::unique_ptr<Optimizer> optimizer_;
     std::unique_ptr<LrSchedule> schedule_;

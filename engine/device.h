@@ -23,4 +23,10 @@ struct Device {
     friend bool operator==(const Device&, const Device&) = default;
 };
 
+// "cpu", "cuda" (= cuda:0) or "cuda:N"; anything else is an Error that lists them.
+Device parse_device(const std::string& name);
+// An Error, saying why, unless `device` can be used here: the CPU always; a GPU only when this
+// build has the CUDA backend and the GPU is visible.
+void require_available(Device device);
+
 }  // namespace retort

@@ -9,7 +9,12 @@
 
 namespace retort {
 
-Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(device) {
+Storage::Storage(std::size_t bytes, Device device, bool pinned)
+    : bytes_(bytes), device_(device), pinned_(pinned && device.is_cpu()) {
+    if (pinned_) {
+        data_ = cuda::pinned_host_allocator().allocate(bytes);
+        return;
+    }
     if (device.is_cuda()) {
         data_ = cuda::device_allocator(device.index).allocate(bytes);
         return;
@@ -19,7 +24,8 @@ Storage::Storage(std::size_t bytes, Device device) : bytes_(bytes), device_(devi
 }
 
 Storage::~Storage() {
-    if (device_.is_cuda()) cuda::device_allocator(device_.index).free(data_);
+    if (pinned_) cuda::pinned_host_allocator().free(data_);
+    else if (device_.is_cuda()) cuda::device_allocator(device_.index).free(data_);
     else cpu_free(data_, bytes_);
 }
 

@@ -12,7 +12,9 @@ namespace retort {
 
 class Storage {
 public:
-    Storage(std::size_t bytes, Device device);
+    // pinned: CPU memory page-locked for fast copies to a GPU (the data loader's batches when
+    // training on one); it comes from cuda::pinned_host_allocator(), so it needs a GPU.
+    Storage(std::size_t bytes, Device device, bool pinned = false);
     ~Storage();
     Storage(const Storage&) = delete;
     Storage& operator=(const Storage&) = delete;
@@ -21,11 +23,13 @@ public:
     const void* data() const { return data_; }
     std::size_t bytes() const { return bytes_; }
     Device device() const { return device_; }
+    bool pinned() const { return pinned_; }
 
 private:
     void* data_ = nullptr;
     std::size_t bytes_ = 0;
     Device device_;
+    bool pinned_ = false;
 };
 
 }  // namespace retort

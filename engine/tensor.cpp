@@ -43,6 +43,16 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
     return Tensor(std::move(impl));
 }
 
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
+    auto impl = std::make_shared<TensorImpl>();
+    impl->storage = std::make_shared<Storage>(
+        static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype), Device::cpu(),
+        /*pinned=*/true);
+    impl->shape = shape;
+    impl->dtype = dtype;
+    return Tensor(std::move(impl));
+}
+
 std::int64_t Tensor::size(std::int64_t d) const { return shape()[normalize_dim(d, dim(), "size")]; }
 
 std::int64_t Tensor::numel() const {

@@ -48,6 +48,8 @@ public:
     // A new, uninitialized contiguous tensor.
     static Tensor empty(const Shape& shape, DType dtype = DType::f32,
                         Device device = Device::cpu());
+    // A CPU tensor in page-locked memory, which a GPU copies from at full speed (needs a GPU).
+    static Tensor empty_pinned(const Shape& shape, DType dtype = DType::f32);
 
     bool defined() const { return impl_ != nullptr; }
     const Shape& shape() const { return impl().shape; }

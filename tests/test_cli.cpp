@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/cuda/runtime.h"
 #include "engine/engine.h"
 #include "tests/cli_run.h"
 #include "models/registry.h"
@@ -125,4 +126,26 @@ TEST_CASE("cli: bench refuses bad shapes, inputs, flags and workloads with a mes
         {run_retort("bench frobnicate"), "unknown benchmark 'frobnicate'"},
     };
     retort::testing::check_refused(cases, never);
+}
+
+TEST_CASE("cli: --device names a device that must exist, else a clear error and nothing written") {
+    TempDir dir;
+    const std::string config = std::string(RETORT_FIXTURES_DIR) + "/../../tools/demo-fashion.conf";
+    const std::string data = " --data synthetic:num_classes=4,size=64,test_size=16,channels=1,height=8,width=8";
+    CliRun bad = run_retort("train --config " + config + data + " --device gpu --out " + (dir / "a"));
+    CHECK(bad.status != 0);
+    CHECK(bad.output.find("unknown device \"gpu\" (expected cpu, cuda or cuda:N)") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "a"));
+    if (retort::cuda::device_count() > 0) return;  // the rest is about a machine without a GPU
+    const std::string missing = retort::cuda::built() ? "no CUDA device is visible" : "no CUDA backend";
+    CliRun train = run_retort("train --config " + config + data + " --device cuda --out " + (dir / "b"));
+    CHECK(train.status != 0);
+    CHECK(train.output.find(missing) != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "b"));
+    CliRun bench = run_retort("bench model resnet8 --device cuda:1 --steps 1 --batch 1");
+    CHECK(bench.status != 0);
+    CHECK(bench.output.find(missing) != std::string::npos);
+    CliRun eval = run_retort("eval --model resnet8 --weights nowhere.safetensors --data x --device cuda");
+    CHECK(eval.status != 0);
+    CHECK(eval.output.find(missing) != std::string::npos);
 }

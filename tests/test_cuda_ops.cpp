@@ -11,7 +11,9 @@
 #include "engine/cuda/blas.h"
 #include "engine/cuda/runtime.h"
 #include "engine/engine.h"
+#include "distill/trainer.h"
 #include "models/models.h"
+#include "tests/cli_run.h"
 #include "tests/gradcheck.h"
 
 using namespace retort;
@@ -402,4 +404,36 @@ TEST_CASE("modules move between devices in place, keeping their tensors' identit
     CHECK_THROWS_WITH_AS(a.set_data(from_vector<float>({1, 2, 3})), doctest::Contains("does not match"), Error);
     if (cuda::device_count() == 0)
         CHECK_THROWS_AS(model->to(Device::cuda()), Error);  // a clear error, nothing half-moved
+}
+
+TEST_CASE("cuda training: a whole run with run.device = cuda follows the CPU run") {
+    if (!have_gpu()) return;
+    const std::string text = R"([model]
+spec = resnet8:in_chans=1,num_classes=4
+[data]
+path = synthetic:num_classes=4,size=96,test_size=32,channels=1,height=12,width=12
+val_size = 16
+batch_size = 16
+workers = 0
+[optim]
+lr = 0.05
+[run]
+epochs = 2
+)";
+    retort::testing::TempDir dir;
+    std::vector<double> final_loss;
+    for (const std::string device : {"cpu", "cuda"}) {
+        Config config = train_config_schema();
+        config.parse(text, "gpu.cfg");
+        config.apply_override("run.device=" + device);
+        const TrainConfig tc = read_train_config(config);
+        std::shared_ptr<Model> model = build_model(tc);
+        Trainer trainer(tc, model, open_data(tc));
+        trainer.start(dir / device, config);
+        trainer.run();
+        for (auto& [name, t] : model->named_parameters())
+            CHECK(t.device() == parse_device(device));
+        final_loss.push_back(trainer.last_test().loss);
+    }
+    CHECK(std::abs(final_loss[0] - final_loss[1]) < 1e-3 * (1 + final_loss[0]));
 }

@@ -42,15 +42,17 @@ def fmt(value, decimals=1):
 def step_key(r):
     """What a retort record and its PyTorch twin share."""
     if r["workload"] == "model":
-        return ("model", r["model"], r["mode"], r["batch"], r["input"], r["threads"])
-    return ("kd", r["teacher"], r["student"], r["batch"], r["input"], r["threads"])
+        return ("model", r["model"], r["mode"], r["batch"], r["input"], r["threads"],
+                r.get("device", "cpu"))
+    return ("kd", r["teacher"], r["student"], r["batch"], r["input"], r["threads"], "cpu")
 
 
 def step_label(key):
+    device = "" if key[-1] == "cpu" else " (%s)" % key[-1]
     if key[0] == "model":
-        _, model, mode, batch, size, _ = key
-        return "%s %s" % ("train" if mode == "train" else "forward", model)
-    _, teacher, student, batch, size, _ = key
+        _, model, mode, batch, size, _, _ = key
+        return "%s %s%s" % ("train" if mode == "train" else "forward", model, device)
+    _, teacher, student, batch, size, _, _ = key
     return "KD %s -> %s" % (teacher, student)
 
 

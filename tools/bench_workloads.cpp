@@ -4,6 +4,8 @@
 #include <chrono>
 #include <functional>
 
+#include "engine/cuda/device_memory.h"
+#include "engine/cuda/runtime.h"
 #include "engine/engine.h"
 #include "layers/fold.h"
 #include "models/registry.h"
@@ -38,11 +40,28 @@ std::string input_text(const Shape& chw) {
 }
 
 // Calls step() 3 times untimed, then `steps` times; returns the seconds of the timed ones.
-double time_steps(std::int64_t steps, const std::function<void()>& step) {
+// Seconds for `steps` steps after 3 warm-up steps. On a GPU the clock stops only when the
+// queued kernels have finished.
+double time_steps(std::int64_t steps, const std::function<void()>& step,
+                  Device device = Device::cpu()) {
     for (int i = 0; i < 3; ++i) step();
+    cuda::synchronize(device);
     const auto start = std::chrono::steady_clock::now();
     for (std::int64_t i = 0; i < steps; ++i) step();
+    cuda::synchronize(device);
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The GPU caching allocator's statistics, as fields of a bench record.
+void add_gpu_memory(BenchRecord& record, Device device) {
+    if (!device.is_cuda()) return;
+    const cuda::AllocatorStats s = cuda::device_allocator(device.index).stats();
+    const double mib = 1 << 20;
+    record.text("gpu", cuda::device_name(device.index))
+        .number("gpu_in_use_mib", static_cast<double>(s.in_use) / mib)
+        .number("gpu_cached_mib", static_cast<double>(s.cached) / mib)
+        .number("gpu_peak_mib", static_cast<double>(s.peak_in_use) / mib)
+        .integer("gpu_allocations", s.raw_allocations);
 }
 
 struct FixedBatch {
@@ -61,10 +80,14 @@ BenchRecord run_model_bench(const ModelBenchOptions& o) {
     reset_peak_resident();
     const double baseline = resident_mib();
     manual_seed(0);
+    require_available(o.device);
     std::shared_ptr<Model> model = create_model(o.spec);
     const Shape chw = parse_input(o.input, *model);
-    const FixedBatch data = make_batch(o.batch, chw, model->info().num_classes);
+    FixedBatch data = make_batch(o.batch, chw, model->info().num_classes);
     model->check_input(data.images);
+    model->to(o.device);
+    data.images = data.images.to(o.device);
+    data.labels = data.labels.to(o.device);
 
     double seconds = 0;
     if (o.train) {
@@ -75,21 +98,24 @@ BenchRecord run_model_bench(const ModelBenchOptions& o) {
             optimizer.zero_grad();
             loss.backward();
             optimizer.step();
-        });
+        }, o.device);
     } else {
         model->eval();
         NoGradGuard no_grad;
-        seconds = time_steps(o.steps, [&] { model->forward(data.images); });
+        seconds = time_steps(o.steps, [&] { model->forward(data.images); }, o.device);
     }
-    return BenchRecord("model")
-        .text("model", o.spec)
+    BenchRecord record("model");
+    record.text("model", o.spec)
         .text("mode", o.train ? "train" : "forward")
+        .text("device", o.device.str())
         .integer("batch", o.batch)
         .text("input", input_text(chw))
         .integer("threads", num_threads())
         .number("img_per_s", static_cast<double>(o.steps * o.batch) / seconds)
         .number("ms_per_step", 1000.0 * seconds / static_cast<double>(o.steps))
         .number("peak_mib", peak_resident_mib() - baseline);
+    add_gpu_memory(record, o.device);
+    return record;
 }
 
 BenchRecord run_kd_bench(const KdBenchOptions& o) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/device.h"
 #include "tools/bench_report.h"
 
 namespace retort::cli {
@@ -19,6 +20,7 @@ struct ModelBenchOptions {
     std::int64_t steps = 10;
     std::string input;  // "CxHxW"; empty: the model's in_chans x img_size x img_size
     bool train = false;  // forward + cross-entropy + backward + SGD, else a no-graph forward
+    Device device = Device::cpu();
 };
 BenchRecord run_model_bench(const ModelBenchOptions& options);
 

@@ -155,7 +155,7 @@ std::vector<OptionSpec> model_options() {
             {"steps", "10", "timed steps (after 3 warm-up steps)"},
             {"train", "", "time a training step (forward, backward, SGD) instead of a forward",
              true},
-            threads_option(), json_option()};
+            threads_option(), json_option(), {"device", "cpu", "cpu, cuda or cuda:N"}};
 }
 
 // Positional arguments (model specs) come first; the options follow.
@@ -182,6 +182,7 @@ int bench_model(std::vector<std::string> args) {
     o.steps = opts.get_int("steps", 1, 100000);
     o.input = opts.get("input");
     o.train = opts.get_flag("train");
+    o.device = parse_device(opts.get("device"));
     run_model_bench(o).print(opts.get_flag("json"));
     return 0;
 }
@@ -189,6 +190,7 @@ int bench_model(std::vector<std::string> args) {
 int bench_kd(std::vector<std::string> args) {
     const auto specs = take_positionals(args, 2, "retort bench kd TEACHER STUDENT [options]");
     std::vector<OptionSpec> spec_list = model_options();
+    spec_list.pop_back();                     // the KD step runs on the CPU only so far
     spec_list.erase(spec_list.begin() + 3);  // a KD step always trains the student
     spec_list.push_back({"T", "4", "KD temperature"});
     Options opts("bench kd TEACHER STUDENT", args, spec_list);

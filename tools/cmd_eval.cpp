@@ -3,6 +3,7 @@
 //
 //   retort eval --model SPEC --weights W.safetensors --data DIR [--split test|val|train]
 //               [--format F] [--batch-size N] [--transforms SPEC] [--val-size N] [--seed S]
+//               [--device cpu|cuda|cuda:N]
 //
 // The weights may be a state dict (best.safetensors, a PyTorch export) or a training checkpoint
 // (last.safetensors: its model.* entries are used). The validation split is the one a training
@@ -34,7 +35,8 @@ int run_eval(const std::vector<std::string>& args) {
                   {"val-size", "-1", "validation samples held out of train (as data.val_size)"},
                   {"seed", "0", "seed of the validation split (as run.seed)"},
                   {"workers", "2", "loader threads"},
-                  {"threads", "0", "CPU threads for the kernels (0: the default)"}});
+                  {"threads", "0", "CPU threads for the kernels (0: the default)"},
+                  {"device", "cpu", "cpu, cuda or cuda:N"}});
     if (opts.help_requested()) return 0;
     for (const char* required : {"model", "weights", "data"})
         require(!opts.get(required).empty(), "eval: --", required, " is required");
@@ -59,6 +61,9 @@ int run_eval(const std::vector<std::string>& args) {
     loader_options.seed = data_options.seed;
     if (const int threads = static_cast<int>(opts.get_int("threads", 0, 1024)); threads > 0)
         set_num_threads(threads);
+    const Device device = parse_device(opts.get("device"));
+    require_available(device);
+    loader_options.device = device;
 
     const std::string spec = opts.get("model");
     std::shared_ptr<Model> model = create_model(spec);
@@ -70,6 +75,7 @@ int run_eval(const std::vector<std::string>& args) {
             " is empty", split == "val" ? " (val-size 0?)" : "");
     check_model_classes(*model, *chosen, spec);
 
+    model->to(device);
     DataLoader loader(chosen, loader_options);
     const EvalResult r = evaluate(*model, loader);
     std::printf("%s split (%s): %lld images, loss %.4f, top1 %.2f%%, top5 %.2f%%\n", split.c_str(),

@@ -2,7 +2,7 @@
 // safetensors file and writes `logits` and any requested taps to another safetensors file.
 //
 //   retort infer --model SPEC [--weights W.safetensors] --input X.safetensors
-//                --output Y.safetensors [--taps a,b] [--seed S]
+//                --output Y.safetensors [--taps a,b] [--seed S] [--device cpu|cuda|cuda:N]
 //
 // Everything is checked before the model runs (spec, weights' names and shapes, input dtype,
 // rank, channels, batch, tap names); on any error nothing is written. The output appears
@@ -38,11 +38,14 @@ int run_infer(const std::vector<std::string>& args) {
                   {"input", "", "safetensors file holding the tensor 'input' (N, C, H, W) float32"},
                   {"output", "", "safetensors file to write 'logits' and the taps to"},
                   {"taps", "", "comma-separated tap names (see retort models)"},
-                  {"seed", "0", "seed of the random initialization when --weights is not given"}});
+                  {"seed", "0", "seed of the random initialization when --weights is not given"},
+                  {"device", "cpu", "cpu, cuda or cuda:N (the output file holds CPU tensors)"}});
     if (opts.help_requested()) return 0;
     for (const char* required : {"model", "input", "output"})
         require(!opts.get(required).empty(), "infer: --", required, " is required");
 
+    const Device device = parse_device(opts.get("device"));
+    require_available(device);
     manual_seed(static_cast<std::uint64_t>(opts.get_int("seed", 0, INT64_MAX)));
     std::shared_ptr<Model> model = create_model(opts.get("model"));
     const std::vector<std::string> tap_names = split_list(opts.get("taps"));
@@ -56,6 +59,8 @@ int run_infer(const std::vector<std::string>& args) {
     model->check_input(x);
 
     model->eval();
+    model->to(device);
+    x = x.to(device);
     NoGradGuard no_grad;
     Taps taps(tap_names);
     std::map<std::string, Tensor> out;

@@ -5,7 +5,7 @@ and prints the same JSON records (one object per line, the same keys) with one k
 "peer", naming PyTorch and the BLAS library it runs on. tools/bench-cpu.sh runs both and
 tools/bench_table.py puts them side by side.
 
-  model SPEC [--train] --batch N --input CxHxW --threads N --steps N
+  model SPEC [--train] --batch N --input CxHxW --threads N --steps N [--device cuda]
         3 warm-up steps, then `steps` timed ones on one fixed random batch: a no-grad forward
         in eval mode, or (--train) forward, cross-entropy, backward, SGD (lr 0.01, momentum 0.9)
   kd TEACHER STUDENT --batch N --input CxHxW --threads N --steps N --T 4
@@ -513,13 +513,21 @@ def check_channels(info, chw, what):
                         % (what, info["in_chans"], chw[0]))
 
 
-def time_steps(steps, step):
-    """step() 3 times untimed (allocations, caches), then `steps` times; the seconds of those."""
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(steps, step, device=torch.device("cpu")):
+    """step() 3 times untimed (allocations, caches), then `steps` times; the seconds of those.
+    On a GPU the clock stops when the queued kernels have finished."""
     for _ in range(3):
         step()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -535,6 +543,12 @@ def run_model(args):
     chw = parse_input(args.input, info)
     check_channels(info, chw, args.spec)
     images, labels = fixed_batch(args.batch, chw, info["num_classes"])
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        # retort computes in plain f32 unless asked for TF32: compare like with like
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    model, images, labels = model.to(device), images.to(device), labels.to(device)
     if args.train:
         model.train()
         optimizer = sgd(model)
@@ -550,9 +564,9 @@ def run_model(args):
         def step():
             with torch.no_grad():
                 model(images)
-    seconds = time_steps(args.steps, step)
+    seconds = time_steps(args.steps, step, device)
     return {"workload": "model", "model": args.spec, "mode": "train" if args.train else "forward",
-            "batch": args.batch, "input": "x".join(map(str, chw)), "threads": torch.get_num_threads(),
+            "device": str(device), "batch": args.batch, "input": "x".join(map(str, chw)), "threads": torch.get_num_threads(),
             "img_per_s": round(args.steps * args.batch / seconds, 1),
             "ms_per_step": round(1000.0 * seconds / args.steps, 1),
             "peak_mib": round(status_mib("VmHWM") - baseline, 1), "peer": peer_name()}
@@ -675,6 +689,7 @@ def build_parser():
     p = sub.add_parser("model", help="forward or (--train) training-step images/s")
     p.add_argument("spec")
     p.add_argument("--train", action="store_true")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda: TF32 off, as retort's default)")
     common(p)
     p = sub.add_parser("kd", help="one KD step: teacher forward, student forward+backward+SGD")
     p.add_argument("teacher")

@@ -71,6 +71,7 @@ RunRequest prepare_resume(const RunCommand& command, const Options& options,
     request.config.load_file(saved.string());
     std::vector<std::string> resume_overrides = overrides;
     if (!options.get("data").empty()) resume_overrides.push_back("data.path=" + options.get("data"));
+    if (!options.get("device").empty()) resume_overrides.push_back("run.device=" + options.get("device"));
     apply_resume_overrides(request.config, resume_overrides, command.resume_keys);
     request.config.set("run.dir", dir, "--resume");  // where the run lives now
     command.check(request.config);
@@ -86,6 +87,7 @@ std::vector<OptionSpec> run_options(std::vector<OptionSpec> extra) {
         {"config", "", "config file ([section] and key = value lines; keys below)"},
         {"out", "", "run directory (default: run.dir, or runs/<model>-<timestamp>)"},
         {"data", "", "dataset directory: the same as --set data.path=DIR"},
+        {"device", "", "cpu, cuda or cuda:N: the same as --set run.device=NAME"},
         {"resume", "", "continue the run in this directory from its last.safetensors"}};
     for (OptionSpec& spec : extra) specs.push_back(std::move(spec));
     return specs;
@@ -108,6 +110,7 @@ RunRequest prepare_run(const RunCommand& command, const Options& options,
     Config& config = request.config;
     config.load_file(config_path);
     if (!options.get("data").empty()) config.apply_override("data.path=" + options.get("data"));
+    if (!options.get("device").empty()) config.apply_override("run.device=" + options.get("device"));
     for (const std::string& assignment : overrides) config.apply_override(assignment);
     const TrainConfig tc = command.check(config);  // every value checked before anything runs
     request.run_dir = options.get("out");

@@ -36,6 +36,10 @@ void gemm(Device, bool, bool, std::int64_t, std::int64_t, std::int64_t, double, 
 void gemm_batched(Device, const cpu::GemmBatch<float>&) { no_backend(); }
 void gemm_batched(Device, const cpu::GemmBatch<double>&) { no_backend(); }
 
+void synchronize(Device device) {
+    if (device.is_cuda()) no_backend();
+}
+
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) {
     if (!dst_device.is_cpu() || !src_device.is_cpu()) no_backend();
     if (bytes > 0) std::memcpy(dst, src, bytes);

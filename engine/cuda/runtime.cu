@@ -54,6 +54,12 @@ std::string device_name(int index) {
     return prop.name;
 }
 
+void synchronize(Device device) {
+    if (!device.is_cuda()) return;
+    DeviceGuard guard(device.index);
+    check(cudaStreamSynchronize(current_stream(device.index)), "cudaStreamSynchronize");
+}
+
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) {
     if (bytes == 0) return;
     if (dst_device.is_cpu() && src_device.is_cpu()) {

@@ -16,6 +16,9 @@ std::string device_name(int index);
 // the same functors on the CPU. Returns the largest difference seen.
 double self_test();
 
+// Waits until the work queued on `device` has finished (nothing to wait for on the CPU).
+void synchronize(Device device);
+
 // Copies `bytes` between any two devices (CPU to CPU included), synchronously: the data is in
 // place when it returns. An Error, naming the devices, when a GPU is involved and there is none.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes);

@@ -580,8 +580,18 @@ std::map<std::string, Tensor> load_safetensors(const std::string& path) {
     return read_safetensors(path).tensors;
 }
 
-std::string serialize_safetensors(const std::map<std::string, Tensor>& tensors,
+namespace {
+// The same tensors, those on a GPU copied to the CPU: a file holds host bytes.
+std::map<std::string, Tensor> on_cpu(const std::map<std::string, Tensor>& tensors) {
+    std::map<std::string, Tensor> out;
+    for (const auto& [name, t] : tensors) out[name] = t.defined() ? t.to(Device::cpu()) : t;
+    return out;
+}
+}  // namespace
+
+std::string serialize_safetensors(const std::map<std::string, Tensor>& gpu_or_cpu,
                                   const std::map<std::string, std::string>& metadata) {
+    const std::map<std::string, Tensor> tensors = on_cpu(gpu_or_cpu);
     const Layout layout = plan_layout(tensors, metadata);
     std::string out = layout.prefix;
     for (const Tensor* t : layout.data_order)
@@ -589,8 +599,9 @@ std::string serialize_safetensors(const std::map<std::string, Tensor>& tensors,
     return out;
 }
 
-void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& gpu_or_cpu,
                       const std::map<std::string, std::string>& metadata) {
+    const std::map<std::string, Tensor> tensors = on_cpu(gpu_or_cpu);
     const Layout layout = plan_layout(tensors, metadata);
     AtomicFileWriter file(path);
     file.write(layout.prefix.data(), layout.prefix.size());

@@ -210,9 +210,10 @@ void Optimizer::load_state(const std::map<std::string, Tensor>& saved) {
             fail(where, ": '", key, "' is ", dtype_name(tensor.dtype()),
                  ", expected floating point");
         NoGradGuard no_grad;
-        // A copy in the parameter's dtype, so the loaded map and the optimizer share no memory.
-        new_state[i].buffers[name] =
-            tensor.dtype() == p.dtype() ? tensor.detach().clone() : tensor.detach().to(p.dtype());
+        // A copy in the parameter's dtype and on its device, so the loaded map and the optimizer
+        // share no memory.
+        // (A load, not a step: the extra copy when a conversion already made one costs nothing.)
+        new_state[i].buffers[name] = tensor.detach().to(p.dtype()).to(p.device()).clone();
     }
 
     // A parameter was either never updated (no entries) or has its step and every buffer.
