@@ -62,7 +62,7 @@ void Conv2d::fold(BatchNorm2d& norm) {
     NoGradGuard no_grad;
     const Tensor scale = norm.weight * rsqrt(norm.running_var + norm.eps);  // (O)
     folded_weight_ = weight * scale.reshape({spec.out_channels, 1, 1, 1});
-    const Tensor b = bias.defined() ? bias : zeros({spec.out_channels}, weight.dtype());
+    const Tensor b = bias.defined() ? bias : zeros({spec.out_channels}, weight.dtype(), weight.device());
     folded_bias_ = (b - norm.running_mean) * scale + norm.bias;
     norm.folded = true;
 }

@@ -20,7 +20,8 @@ Tensor DropPath::forward(const Tensor& x) {
     require(x.dim() >= 1, "DropPath: expected a batch dim, got a 0-dim tensor");
     Shape mask_shape(x.dim(), 1);
     mask_shape[0] = x.size(0);
-    Tensor keep = bernoulli(mask_shape, 1.0 - p, x.dtype()) * (1.0 / (1.0 - p));
+    // drawn on the CPU (one number per sample: the CPU's Philox stream either way) and moved
+    Tensor keep = (bernoulli(mask_shape, 1.0 - p, x.dtype()) * (1.0 / (1.0 - p))).to(x.device());
     return x * keep;  // the mask is a constant: gradients flow through the kept samples only
 }
 

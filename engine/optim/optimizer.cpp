@@ -60,8 +60,6 @@ Optimizer::Optimizer(std::string name, std::vector<ParamGroupSpec> groups, doubl
             require(p.defined(), name_, ": parameter ", index, " is an undefined tensor");
             require(p.is_floating_point(), name_, ": parameter ", index,
                     " is not floating point (", dtype_name(p.dtype()), ")");
-            require(p.device().is_cpu(), name_, ": parameter ", index, " is on ", p.device().str(),
-                    "; only CPU parameters are supported");
             if (!p.is_leaf())
                 fail(name_, ": parameter ", index, " is not a leaf (it was computed by ",
                      p.grad_fn()->name, "); optimize the tensor it came from");
