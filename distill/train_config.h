@@ -96,6 +96,7 @@ struct TrainConfig {
         std::int64_t log_every = 50;
         int threads = 0;
         std::string device = "cpu";  // parse_device's names
+        bool tf32 = false;           // cuda::set_allow_tf32
         std::int64_t max_steps_per_epoch = 0;
         std::int64_t eval_batch_size = 256;
         bool skip_nonfinite = false;  // run.on_nonfinite = skip

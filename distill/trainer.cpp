@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "engine/cuda/blas.h"
 #include "engine/cuda/runtime.h"
 #include "engine/autograd.h"
 #include "engine/io/atomic_file.h"
@@ -329,6 +330,7 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     require_available(device_);
     require(device_.is_cpu() || !addons_.objectives, "run.device = ", config_.run.device,
             ": distillation runs on the CPU only so far; train on a GPU with `retort train`");
+    cuda::set_allow_tf32(config_.run.tf32);
 
     LoaderOptions train_options;
     train_options.device = device_;

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "engine/cuda/blas.h"
+#include "engine/cuda/cudnn_conv.h"
 #include "engine/cuda/runtime.h"
 #include "engine/engine.h"
 #include "distill/trainer.h"
@@ -205,28 +206,35 @@ TEST_CASE("cuda ops: batch norm (training and eval), layer norm, losses, norms")
             {logits, probs});
 }
 
-TEST_CASE("cuda ops: conv2d (plain, strided, grouped, depthwise, with bias)") {
+TEST_CASE("cuda ops: conv2d (plain, strided, grouped, depthwise, with bias), cuDNN and the kernels") {
     if (!have_gpu()) return;
-    Tensor x = input({3, 4, 9, 8}, 30);
-    struct Case {
-        const char* name;
-        Shape weight;
-        std::array<std::int64_t, 2> stride, padding, dilation;
-        std::int64_t groups;
-    };
-    for (const Case& c : {Case{"3x3", {6, 4, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
-                          Case{"strided dilated", {5, 4, 3, 2}, {2, 1}, {2, 1}, {1, 2}, 1},
-                          Case{"1x1", {8, 4, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
-                          Case{"grouped", {6, 2, 3, 3}, {1, 2}, {1, 1}, {1, 1}, 2},
-                          Case{"depthwise", {8, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 4}}) {
-        Conv2dOptions options;
-        options.stride = c.stride;
-        options.padding = c.padding;
-        options.dilation = c.dilation;
-        options.groups = c.groups;
-        Tensor w = input(c.weight, 31, -0.5, 0.5), b = input({c.weight[0]}, 32);
-        compare(c.name, [&](auto& v) { return conv2d(v[0], v[1], v[2], options); }, {x, w, b});
+    MESSAGE("cuDNN built in: ", cuda::cudnn_built());
+    for (bool with_cudnn : {true, false}) {
+        if (with_cudnn && !cuda::cudnn_built()) continue;
+        cuda::set_use_cudnn(with_cudnn);
+        CAPTURE(with_cudnn);
+        Tensor x = input({3, 4, 9, 8}, 30);
+        struct Case {
+            const char* name;
+            Shape weight;
+            std::array<std::int64_t, 2> stride, padding, dilation;
+            std::int64_t groups;
+        };
+        for (const Case& c : {Case{"3x3", {6, 4, 3, 3}, {1, 1}, {1, 1}, {1, 1}, 1},
+                              Case{"strided dilated", {5, 4, 3, 2}, {2, 1}, {2, 1}, {1, 2}, 1},
+                              Case{"1x1", {8, 4, 1, 1}, {1, 1}, {0, 0}, {1, 1}, 1},
+                              Case{"grouped", {6, 2, 3, 3}, {1, 2}, {1, 1}, {1, 1}, 2},
+                              Case{"depthwise", {8, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, 4}}) {
+            Conv2dOptions options;
+            options.stride = c.stride;
+            options.padding = c.padding;
+            options.dilation = c.dilation;
+            options.groups = c.groups;
+            Tensor w = input(c.weight, 31, -0.5, 0.5), b = input({c.weight[0]}, 32);
+            compare(c.name, [&](auto& v) { return conv2d(v[0], v[1], v[2], options); }, {x, w, b});
+        }
     }
+    cuda::set_use_cudnn(true);
 }
 
 TEST_CASE("cuda ops: max, average and adaptive pooling") {
@@ -281,6 +289,24 @@ TEST_CASE("cuda ops: interpolate (nearest, bilinear) and gradient clipping") {
     const double cpu_norm = clip_grad_norm({w}, 1.0), gpu_norm = clip_grad_norm({gpu_w}, 1.0);
     CHECK(std::abs(cpu_norm - gpu_norm) < 1e-6 * cpu_norm);
     CHECK(relative_error(gpu_w.grad().to(Device::cpu()), w.grad()) < 1e-6);
+}
+
+TEST_CASE("cuda ops: fft2, ifft2, rfft2, irfft2 through cuFFT, and complex magnitude and phase") {
+    if (!have_gpu()) return;
+    for (const auto& [H, W] : {std::pair<std::int64_t, std::int64_t>{7, 7}, {14, 14}, {13, 6}}) {
+        CAPTURE(H);
+        CAPTURE(W);
+        Tensor real = input({2, 3, H, W}, 40), complex = input({2, 3, H, W, 2}, 41);
+        Tensor half = input({2, 3, H, W / 2 + 1, 2}, 42);
+        for (FftNorm norm : {FftNorm::backward, FftNorm::ortho, FftNorm::forward}) {
+            compare("fft2", [&](auto& v) { return fft2(v[0], norm); }, {complex});
+            compare("ifft2", [&](auto& v) { return ifft2(v[0], norm); }, {complex});
+            compare("rfft2", [&](auto& v) { return rfft2(v[0], norm); }, {real});
+            compare("irfft2", [&](auto& v) { return irfft2(v[0], W, norm); }, {half});
+        }
+        compare("complex_abs", [](auto& v) { return complex_abs(rfft2(v[0], FftNorm::ortho)); }, {real});
+        compare("complex_angle", [](auto& v) { return complex_angle(v[0]); }, {complex});
+    }
 }
 
 TEST_CASE("cuda ops: conversions and copies") {

@@ -9,11 +9,13 @@
 #include <limits>
 
 #include "engine/cpu/depthwise.h"
+#include "engine/cpu/fft2.h"
 #include "engine/cpu/im2col.h"
 #include "engine/engine.h"
 #include "engine/kernels/conv.h"
 #include "engine/kernels/copy.h"
 #include "engine/kernels/elementwise.h"
+#include "engine/kernels/fft.h"
 #include "engine/kernels/for_each.h"
 #include "engine/kernels/indexing.h"
 #include "engine/kernels/interpolate.h"
@@ -698,5 +700,49 @@ TEST_CASE("kernels: bilinear and nearest resizing, forward and the gathered back
                                                dy.data<double>(), kdx.data<double>(), shape, tables});
         CHECK(max_abs_diff(ky, y.detach()) < 1e-12);
         CHECK(max_abs_diff(kdx, x.grad()) < 1e-12);
+    }
+}
+
+TEST_CASE("kernels: the GPU's way to rfft2 and irfft2 (complex FFTs around padding kernels) gives the ops' results") {
+    // the GPU runs irfft2 as re(IDFT(padded, mirrored columns doubled)) * scale, and rfft2's
+    // adjoint the same way undoubled; here the complex FFT is the CPU's, the rest the kernels
+    for (const auto& [H, W] : {std::pair<std::int64_t, std::int64_t>{7, 6}, {5, 13}, {4, 1}}) {
+        CAPTURE(H);
+        CAPTURE(W);
+        const std::int64_t K = W / 2 + 1, B = 3;
+        const kernels::HalfSpectrum s{H, K, W};
+        Tensor z = random_values({B, H, K, 2}, 121, DType::f64);
+        for (bool mirrored : {true, false}) {
+            CAPTURE(mirrored);
+            Tensor full = Tensor::empty({B, H, W, 2}, DType::f64);
+            kernels::for_each_cpu(full.numel(), kernels::PadHalfSpectrum<double>{
+                                                    z.data<double>(), full.data<double>(), s, mirrored});
+            cpu::fft2_complex(full.data<double>(), cpu::Fft2Size{B, H, W}, /*inverse=*/true, 1.0);
+            Tensor x = Tensor::empty({B, H, W}, DType::f64);
+            const double scale = 1.0 / static_cast<double>(H * W);
+            kernels::for_each_cpu(x.numel(), kernels::RealPart<double>{full.data<double>(), x.data<double>(), scale});
+            Tensor expected;
+            if (mirrored) {
+                expected = irfft2(z, W, FftNorm::backward);
+            } else {  // rfft2's adjoint, with rfft2's forward scale (norm = forward: 1 / (H W))
+                Tensor signal = random_values({B, H, W}, 122, DType::f64);
+                signal.set_requires_grad(true);
+                rfft2(signal, FftNorm::forward).backward(z);
+                expected = signal.grad();
+            }
+            CHECK(max_abs_diff(x, expected) < 1e-12);
+        }
+        // rfft2 = the first K columns of the complex DFT, scaled (and, for irfft2's adjoint,
+        // the mirrored columns doubled)
+        Tensor signal = random_values({B, H, W}, 123, DType::f64);
+        Tensor complex = stack({signal, zeros({B, H, W}, DType::f64)}, -1);
+        Tensor spectrum = fft2(complex, FftNorm::ortho);
+        Tensor half = narrow(spectrum, 2, 0, K).clone();
+        const double ortho = 1.0 / std::sqrt(static_cast<double>(H * W));
+        Tensor unscaled = narrow(fft2(complex, FftNorm::backward), 2, 0, K).clone();
+        kernels::for_each_cpu(unscaled.numel(), kernels::HalfSpectrumScale<double>{
+                                                    unscaled.data<double>(), s, ortho, false});
+        CHECK(max_abs_diff(unscaled, rfft2(signal, FftNorm::ortho)) < 1e-12);
+        CHECK(max_abs_diff(half, rfft2(signal, FftNorm::ortho)) < 1e-12);
     }
 }

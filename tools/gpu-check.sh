@@ -19,6 +19,13 @@ PYTHON="${PYTHON:-python3}"
   nvcc --version | tail -2
 } >"$OUT/machine.txt" 2>&1
 
+# cuDNN: the toolkit's, or else the one PyTorch's wheels bring (nvidia-cudnn), if any
+if [ -z "${CUDNN_ROOT:-}" ] && ! ls /usr/local/cuda/include/cudnn.h >/dev/null 2>&1; then
+  CUDNN_ROOT="$("$PYTHON" -c 'import os, nvidia.cudnn as c; print(os.path.dirname(c.__file__))' 2>/dev/null || true)"
+  export CUDNN_ROOT
+fi
+echo "CUDNN_ROOT=${CUDNN_ROOT:-}" >>"$OUT/machine.txt"
+
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 archs="${RETORT_CUDA_ARCHITECTURES:-90}"

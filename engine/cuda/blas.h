@@ -4,7 +4,8 @@
 //
 // TF32: an H100 multiplies f32 matrices several times faster in TF32 (10-bit mantissas for the
 // products), at the cost of agreeing with the CPU only to about 1e-3. retort keeps it off unless
-// asked (set_allow_tf32, `--tf32` on the command line), so results are reproducible by default.
+// asked (set_allow_tf32; run.tf32 = true in a training config, `--tf32` for `retort bench model`),
+// so results are reproducible by default.
 #pragma once
 
 #include <cstdint>

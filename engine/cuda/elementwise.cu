@@ -50,6 +50,8 @@ RETORT_DTYPES(RETORT_CAST_ALL_DTYPES)
     template void launch(Device, int64_t, const kernels::BroadcastCopy<T>&);
 RETORT_DTYPES(RETORT_LAUNCH_FILL)
 
+template void launch(Device, int64_t, const kernels::Scale<float>&);
+template void launch(Device, int64_t, const kernels::Scale<double>&);
 template void launch(Device, int64_t, const kernels::BernoulliScaled<float>&);
 template void launch(Device, int64_t, const kernels::BernoulliScaled<double>&);
 

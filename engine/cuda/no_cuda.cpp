@@ -4,7 +4,9 @@
 #include <cstring>
 
 #include "engine/cuda/blas.h"
+#include "engine/cuda/cudnn_conv.h"
 #include "engine/cuda/device_memory.h"
+#include "engine/cuda/fft.h"
 #include "engine/cuda/launch.h"
 #include "engine/cuda/runtime.h"
 #include "engine/error.h"
@@ -38,6 +40,30 @@ void gemm_batched(Device, const cpu::GemmBatch<double>&) { no_backend(); }
 
 void synchronize(Device device) {
     if (device.is_cuda()) no_backend();
+}
+
+void fft2_complex(Device, DType, void*, std::int64_t, std::int64_t, std::int64_t, bool) {
+    no_backend();
+}
+void fft2_real_to_half(Device, DType, const void*, void*, std::int64_t, std::int64_t,
+                       std::int64_t) {
+    no_backend();
+}
+
+bool cudnn_built() { return false; }
+void set_use_cudnn(bool) {}
+bool use_cudnn() { return false; }
+void cudnn_conv_forward(Device, DType, const CudnnConvShape&, const void*, const void*, void*,
+                        double) {
+    no_backend();
+}
+void cudnn_conv_backward_data(Device, DType, const CudnnConvShape&, const void*, const void*,
+                              void*) {
+    no_backend();
+}
+void cudnn_conv_backward_filter(Device, DType, const CudnnConvShape&, const void*, const void*,
+                                void*) {
+    no_backend();
 }
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, std::size_t bytes) {

@@ -15,7 +15,6 @@ template void launch(Device, std::int64_t, const kernels::AdamWStep<float>&);
 template void launch(Device, std::int64_t, const kernels::AdamWStep<double>&);
 template void launch(Device, std::int64_t, const kernels::GradNormChunk<float>&);
 template void launch(Device, std::int64_t, const kernels::GradNormChunk<double>&);
-template void launch(Device, std::int64_t, const kernels::Scale<float>&);
-template void launch(Device, std::int64_t, const kernels::Scale<double>&);
+
 
 }  // namespace retort::cuda

@@ -2,7 +2,7 @@
 // for both backends. GradNormChunk reduces one chunk of kGradChunk elements of a gradient, in
 // double: the sum of |g|^p, or max |g| for the infinity norm (a NaN wins). The chunks' results
 // are then combined on the CPU in chunk order, so the norm has the same bits on either device
-// and for any thread count. Scale multiplies a gradient in place by the clip coefficient.
+// and for any thread count. (The clipping itself is kernels::Scale, engine/kernels/elementwise.h.)
 #pragma once
 
 #include <cmath>
@@ -31,13 +31,6 @@ struct GradNormChunk {
         }
         partial[c] = acc;
     }
-};
-
-template <class T>
-struct Scale {
-    T* g;
-    T factor;
-    RETORT_HD void operator()(std::int64_t i) const { g[i] = g[i] * factor; }
 };
 
 }  // namespace retort::kernels

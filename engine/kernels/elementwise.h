@@ -76,6 +76,14 @@ struct UnaryBackward {
     }
 };
 
+// x[i] *= factor, in place (gradient clipping, FFT norms).
+template <class T>
+struct Scale {
+    T* x;
+    T factor;
+    RETORT_HD void operator()(std::int64_t i) const { x[i] = x[i] * factor; }
+};
+
 template <class T>
 struct Fill {
     T* out;

@@ -35,6 +35,7 @@
 #include "engine/cpu/im2col.h"
 #include "engine/cpu/reduce.h"
 #include "engine/cuda/blas.h"
+#include "engine/cuda/cudnn_conv.h"
 #include "engine/cuda/launch.h"
 #include "engine/kernels/conv.h"
 #include "engine/kernels/elementwise.h"
@@ -361,8 +362,9 @@ void conv2d_grad_bias(const ConvShape& s, const T* dy, T* db) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// on a GPU: im2col / col2im kernels around cuBLAS products, direct kernels for depthwise
-// (engine/kernels/conv.h). Each image's product is one item of a strided batch.
+// on a GPU: cuDNN when retort has it (engine/cuda/cudnn_conv.h); otherwise im2col / col2im
+// kernels around cuBLAS products, direct kernels for depthwise (engine/kernels/conv.h), each
+// image's product one item of a strided batch.
 
 kernels::ConvWindow conv_window(const ConvShape& s) {
     return {s.in_per_group(), s.H, s.W, s.kh, s.kw, s.options.stride[0], s.options.stride[1],
@@ -416,10 +418,33 @@ void group_products(Device device, bool trans_a, bool trans_b, std::int64_t M, s
     cuda::gemm_batched(device, g);
 }
 
+cuda::CudnnConvShape cudnn_shape(const ConvShape& s) {
+    return {s.B, s.C, s.H, s.W, s.O, s.kh, s.kw, s.OH, s.OW, s.groups, s.options.stride,
+            s.options.padding, s.options.dilation};
+}
+
+// y's planes start at the bias (the products add onto it); false when there is none.
+template <class T>
+bool fill_with_bias(const ConvShape& s, const Tensor& bias, Tensor& y) {
+    if (!bias.defined()) return false;
+    const Shape bias_shape{s.O, 1};
+    const Shape planes{s.B, s.O, s.positions()};
+    cuda::launch(y.device(), y.numel(),
+                 kernels::BroadcastCopy<T>{bias.device_data<T>(), y.device_data<T>(),
+                                           kernels::make_broadcast_index<1>(planes, {&bias_shape})});
+    return true;
+}
+
 template <class T>
 void conv2d_forward_gpu(const ConvShape& s, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, Tensor& y) {
     const Device device = x.device();
+    if (cuda::use_cudnn()) {
+        const bool with_bias = fill_with_bias<T>(s, bias, y);
+        cuda::cudnn_conv_forward(device, x.dtype(), cudnn_shape(s), x.raw_device_data(),
+                                 weight.raw_device_data(), y.raw_device_data(), with_bias ? 1 : 0);
+        return;
+    }
     if (s.depthwise()) {
         cuda::launch(device, y.numel(),
                      kernels::DepthwiseForward<T>{
@@ -428,16 +453,7 @@ void conv2d_forward_gpu(const ConvShape& s, const Tensor& x, const Tensor& weigh
                          depthwise_layout(s)});
         return;
     }
-    T beta = T(0);
-    if (bias.defined()) {  // every output plane starts at its bias; the products add onto it
-        const Shape bias_shape{s.O, 1};
-        const Shape planes{s.B, s.O, s.positions()};
-        cuda::launch(device, y.numel(),
-                     kernels::BroadcastCopy<T>{bias.device_data<T>(), y.device_data<T>(),
-                                               kernels::make_broadcast_index<1>(planes,
-                                                                                {&bias_shape})});
-        beta = T(1);
-    }
+    const T beta = fill_with_bias<T>(s, bias, y) ? T(1) : T(0);
     const kernels::ConvWindow g = conv_window(s);
     const std::int64_t taps = s.taps(), P = s.positions(), per = s.out_per_group();
     const std::int64_t chunk = gpu_chunk_images(s), plane = s.H * s.W;
@@ -462,6 +478,11 @@ void conv2d_forward_gpu(const ConvShape& s, const Tensor& x, const Tensor& weigh
 template <class T>
 void conv2d_grad_input_gpu(const ConvShape& s, const Tensor& dy, const Tensor& weight, Tensor& dx) {
     const Device device = dy.device();
+    if (cuda::use_cudnn()) {
+        cuda::cudnn_conv_backward_data(device, dy.dtype(), cudnn_shape(s), dy.raw_device_data(),
+                                       weight.raw_device_data(), dx.raw_device_data());
+        return;
+    }
     if (s.depthwise()) {
         cuda::launch(device, dx.numel(),
                      kernels::DepthwiseGradInput<T>{dy.device_data<T>(), weight.device_data<T>(),
@@ -492,6 +513,11 @@ void conv2d_grad_input_gpu(const ConvShape& s, const Tensor& dy, const Tensor& w
 template <class T>
 void conv2d_grad_weight_gpu(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw) {
     const Device device = x.device();
+    if (cuda::use_cudnn()) {
+        cuda::cudnn_conv_backward_filter(device, x.dtype(), cudnn_shape(s), x.raw_device_data(),
+                                         dy.raw_device_data(), dw.raw_device_data());
+        return;
+    }
     if (s.depthwise()) {
         cuda::launch(device, dw.numel(),
                      kernels::DepthwiseGradWeight<T>{x.device_data<T>(), dy.device_data<T>(),

@@ -21,7 +21,9 @@
 //   complex_abs saves z and |z| (dz = g z / |z|); complex_angle saves z
 //     (dz = g (-im, re) / |z|^2); both define the gradient as 0 at z = 0, where it does not
 //     exist, as PyTorch does.
-// Arithmetic: engine/cpu/fft2.h (rows, then columns) over engine/cpu/fft_plan.h (1-D FFTs).
+// Arithmetic: engine/cpu/fft2.h (rows, then columns) over engine/cpu/fft_plan.h (1-D FFTs); on a
+// GPU, cuFFT (engine/cuda/fft.h) with the elementwise steps of engine/kernels/fft.h, which also
+// compute complex_abs and complex_angle on both devices.
 #include "engine/ops/fft.h"
 
 #include <algorithm>
@@ -30,7 +32,10 @@
 
 #include "engine/autograd.h"
 #include "engine/cpu/fft2.h"
-#include "engine/parallel.h"
+#include "engine/cuda/fft.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/elementwise.h"
+#include "engine/kernels/fft.h"
 
 namespace retort {
 
@@ -72,9 +77,8 @@ double inverse_scale(FftNorm norm, std::int64_t points) {
 
 // ---- argument checks ----
 
-void check_float_cpu(const Tensor& x, const char* op) {
+void check_float(const Tensor& x, const char* op) {
     require(x.defined(), op, ": undefined tensor argument");
-    require(x.device().is_cpu(), op, ": no kernel for ", x.device().str(), " tensors yet");
     require(is_floating(x.dtype()), op, ": expected a float32 or float64 tensor, got ",
             dtype_name(x.dtype()));
 }
@@ -91,7 +95,7 @@ cpu::Fft2Size signal_size(const Shape& shape, int height_dim, const char* op) {
 
 // A complex input (..., H, W, 2).
 cpu::Fft2Size complex_signal(const Tensor& x, const char* op) {
-    check_float_cpu(x, op);
+    check_float(x, op);
     require(x.dim() >= 3, op, ": expected a complex tensor (..., H, W, 2) of at least 3 dims, ",
             "got shape ", shape_str(x.shape()));
     require(x.size(-1) == 2, op, ": expected a last dim of 2 (real, imaginary), got shape ",
@@ -101,7 +105,7 @@ cpu::Fft2Size complex_signal(const Tensor& x, const char* op) {
 
 // A real input (..., H, W).
 cpu::Fft2Size real_signal(const Tensor& x, const char* op) {
-    check_float_cpu(x, op);
+    check_float(x, op);
     require(x.dim() >= 2, op, ": expected a real tensor (..., H, W) of at least 2 dims, got shape ",
             shape_str(x.shape()));
     return signal_size(x.shape(), x.dim() - 2, op);
@@ -109,14 +113,29 @@ cpu::Fft2Size real_signal(const Tensor& x, const char* op) {
 
 // Complex values (..., 2) for complex_abs and complex_angle.
 void check_complex_values(const Tensor& z, const char* op) {
-    check_float_cpu(z, op);
+    check_float(z, op);
     require(z.dim() >= 1 && z.size(-1) == 2, op, ": expected a complex tensor (..., 2) with a ",
             "last dim of 2 (real, imaginary), got shape ", shape_str(z.shape()));
 }
 
 // ---- kernel calls, without graph nodes (the backward closures use them too) ----
 
+// scale * z, in place, on z's device.
+void scale_in_place(Tensor& z, double scale) {
+    if (scale == 1.0) return;
+    visit_floating(z.dtype(), "fft2", [&]<class T>(Type<T>) {
+        run(z.device(), z.numel(), kernels::Scale<T>{z.device_data<T>(), static_cast<T>(scale)});
+    });
+}
+
 Tensor complex_transform(const Tensor& x, cpu::Fft2Size size, bool inverse, double scale) {
+    if (x.device().is_cuda()) {  // cuFFT, unnormalized, then the norm's scale
+        Tensor out = x.detach().clone();
+        cuda::fft2_complex(x.device(), x.dtype(), out.raw_device_data(), size.batch, size.height,
+                           size.width, inverse);
+        scale_in_place(out, scale);
+        return out;
+    }
     Tensor out = Tensor::empty(x.shape(), x.dtype());
     visit_floating(x.dtype(), "fft2", [&]<class T>(Type<T>) {
         std::copy(x.data<T>(), x.data<T>() + x.numel(), out.data<T>());
@@ -125,12 +144,29 @@ Tensor complex_transform(const Tensor& x, cpu::Fft2Size size, bool inverse, doub
     return out;
 }
 
+kernels::HalfSpectrum half_spectrum(cpu::Fft2Size size) {
+    return {size.height, size.half_width(), size.width};
+}
+
 // x (..., H, W) -> (..., H, K, 2)
 Tensor to_half_spectrum(const Tensor& x, cpu::Fft2Size size, double scale, bool double_mirrored) {
     Shape shape = x.shape();
     shape.back() = size.half_width();
     shape.push_back(2);
-    Tensor out = Tensor::empty(shape, x.dtype());
+    Tensor out = Tensor::empty(shape, x.dtype(), x.device());
+    if (x.device().is_cuda()) {
+        const Tensor scratch = x.detach().clone();  // cuFFT may overwrite its real input
+        cuda::fft2_real_to_half(x.device(), x.dtype(), scratch.raw_device_data(),
+                                out.raw_device_data(), size.batch, size.height, size.width);
+        if (scale != 1.0 || double_mirrored)
+            visit_floating(x.dtype(), "rfft2", [&]<class T>(Type<T>) {
+                cuda::launch(x.device(), out.numel(),
+                             kernels::HalfSpectrumScale<T>{out.device_data<T>(),
+                                                           half_spectrum(size),
+                                                           static_cast<T>(scale), double_mirrored});
+            });
+        return out;
+    }
     visit_floating(x.dtype(), "rfft2", [&]<class T>(Type<T>) {
         cpu::real_to_half(x.data<T>(), out.data<T>(), size, scale, double_mirrored);
     });
@@ -142,7 +178,21 @@ Tensor from_half_spectrum(const Tensor& z, cpu::Fft2Size size, double scale, boo
     Shape shape = z.shape();
     shape.pop_back();
     shape.back() = size.width;
-    Tensor out = Tensor::empty(shape, z.dtype());
+    Tensor out = Tensor::empty(shape, z.dtype(), z.device());
+    if (z.device().is_cuda()) {  // the real part of the inverse DFT of the padded spectrum
+        Tensor full = Tensor::empty({size.batch, size.height, size.width, 2}, z.dtype(), z.device());
+        visit_floating(z.dtype(), "irfft2", [&]<class T>(Type<T>) {
+            cuda::launch(z.device(), full.numel(),
+                         kernels::PadHalfSpectrum<T>{z.device_data<T>(), full.device_data<T>(),
+                                                     half_spectrum(size), double_mirrored});
+            cuda::fft2_complex(z.device(), z.dtype(), full.raw_device_data(), size.batch,
+                               size.height, size.width, /*inverse=*/true);
+            cuda::launch(z.device(), out.numel(),
+                         kernels::RealPart<T>{full.device_data<T>(), out.device_data<T>(),
+                                              static_cast<T>(scale)});
+        });
+        return out;
+    }
     visit_floating(z.dtype(), "irfft2", [&]<class T>(Type<T>) {
         cpu::half_to_real(z.data<T>(), out.data<T>(), size, scale, double_mirrored);
     });
@@ -204,27 +254,16 @@ Tensor complex_abs(const Tensor& z) {
     check_complex_values(z, "complex_abs");
     Shape shape = z.shape();
     shape.pop_back();
-    Tensor out = Tensor::empty(shape, z.dtype());
+    Tensor out = Tensor::empty(shape, z.dtype(), z.device());
     visit_floating(z.dtype(), "complex_abs", [&]<class T>(Type<T>) {
-        const T* zs = z.data<T>();
-        T* ys = out.data<T>();
-        // hypot, not sqrt(re^2 + im^2): the squares overflow float32 already at |z| ~ 1e19
-        parallel_for(0, out.numel(), 16384, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t i = b; i < e; ++i) ys[i] = std::hypot(zs[2 * i], zs[2 * i + 1]);
-        });
+        run(z.device(), out.numel(), kernels::ComplexAbs<T>{z.device_data<T>(), out.device_data<T>()});
     });
     record(out, "complex_abs", {z}, [sz = z.detach(), sy = out.detach()](const Tensor& g) {
-        Tensor dz = Tensor::empty(sz.shape(), g.dtype());
+        Tensor dz = Tensor::empty(sz.shape(), g.dtype(), g.device());
         visit_floating(g.dtype(), "complex_abs backward", [&]<class T>(Type<T>) {
-            const T *zs = sz.data<T>(), *ys = sy.data<T>(), *gs = g.data<T>();
-            T* dzs = dz.data<T>();
-            parallel_for(0, g.numel(), 16384, [&](std::int64_t b, std::int64_t e) {
-                for (std::int64_t i = b; i < e; ++i) {
-                    const T factor = ys[i] > T(0) ? gs[i] / ys[i] : T(0);
-                    dzs[2 * i] = factor * zs[2 * i];
-                    dzs[2 * i + 1] = factor * zs[2 * i + 1];
-                }
-            });
+            run(g.device(), g.numel(),
+                kernels::ComplexAbsBackward<T>{sz.device_data<T>(), sy.device_data<T>(),
+                                               g.device_data<T>(), dz.device_data<T>()});
         });
         return std::vector<Tensor>{dz};
     });
@@ -235,29 +274,17 @@ Tensor complex_angle(const Tensor& z) {
     check_complex_values(z, "complex_angle");
     Shape shape = z.shape();
     shape.pop_back();
-    Tensor out = Tensor::empty(shape, z.dtype());
+    Tensor out = Tensor::empty(shape, z.dtype(), z.device());
     visit_floating(z.dtype(), "complex_angle", [&]<class T>(Type<T>) {
-        const T* zs = z.data<T>();
-        T* ys = out.data<T>();
-        parallel_for(0, out.numel(), 16384, [&](std::int64_t b, std::int64_t e) {
-            for (std::int64_t i = b; i < e; ++i) ys[i] = std::atan2(zs[2 * i + 1], zs[2 * i]);
-        });
+        run(z.device(), out.numel(),
+            kernels::ComplexAngle<T>{z.device_data<T>(), out.device_data<T>()});
     });
     record(out, "complex_angle", {z}, [sz = z.detach()](const Tensor& g) {
-        Tensor dz = Tensor::empty(sz.shape(), g.dtype());
+        Tensor dz = Tensor::empty(sz.shape(), g.dtype(), g.device());
         visit_floating(g.dtype(), "complex_angle backward", [&]<class T>(Type<T>) {
-            const T *zs = sz.data<T>(), *gs = g.data<T>();
-            T* dzs = dz.data<T>();
-            parallel_for(0, g.numel(), 16384, [&](std::int64_t b, std::int64_t e) {
-                for (std::int64_t i = b; i < e; ++i) {
-                    const T re = zs[2 * i], im = zs[2 * i + 1];
-                    const T r = std::hypot(re, im);
-                    // divide by r twice rather than by r^2, which underflows sooner
-                    const T factor = r > T(0) ? gs[i] / r : T(0);
-                    dzs[2 * i] = r > T(0) ? -factor * (im / r) : T(0);
-                    dzs[2 * i + 1] = r > T(0) ? factor * (re / r) : T(0);
-                }
-            });
+            run(g.device(), g.numel(),
+                kernels::ComplexAngleBackward<T>{sz.device_data<T>(), g.device_data<T>(),
+                                                 dz.device_data<T>()});
         });
         return std::vector<Tensor>{dz};
     });

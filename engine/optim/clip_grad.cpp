@@ -12,6 +12,7 @@
 #include "engine/autograd.h"
 #include "engine/cuda/launch.h"
 #include "engine/kernels/clip_grad.h"
+#include "engine/kernels/elementwise.h"
 
 namespace retort {
 
