@@ -151,7 +151,8 @@ TrainConfig read_train_config(const Config& c) {
     t.run.threads = static_cast<int>(c.get_int("run.threads"));
     t.run.device = c.get_string("run.device");
     t.run.tf32 = c.get_bool("run.tf32");
-    parse_device(t.run.device);  // a misspelt device is an error before anything runs
+    // a misspelt device, or one this machine lacks, is an error before anything runs
+    require_available(parse_device(t.run.device));
     t.run.max_steps_per_epoch = c.get_int("run.max_steps_per_epoch");
     t.run.eval_batch_size = c.get_int("run.eval_batch_size");
     t.run.skip_nonfinite = c.get_string("run.on_nonfinite") == "skip";

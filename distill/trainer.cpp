@@ -328,8 +328,6 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     if (config_.run.threads > 0) set_num_threads(config_.run.threads);
     device_ = parse_device(config_.run.device);
     require_available(device_);
-    require(device_.is_cpu() || !addons_.objectives, "run.device = ", config_.run.device,
-            ": distillation runs on the CPU only so far; train on a GPU with `retort train`");
     cuda::set_allow_tf32(config_.run.tf32);
 
     LoaderOptions train_options;
@@ -353,6 +351,7 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
 
     check_model_fits_data(*model_, config_.model, data_, config_);  // a trial batch, on the CPU
     model_->to(device_);  // after the trial batch; the optimizer below gets the moved tensors
+    if (addons_.objectives) addons_.objectives->to(device_);  // their connectors and buffers
     const auto named = trained_parameters(*model_, addons_.objectives.get());
     for (const auto& [_, p] : named) params_.push_back(p);
     optimizer_ = make_optimizer(config_.optim, named);

@@ -145,6 +145,11 @@ TEST_CASE("cli: --device names a device that must exist, else a clear error and 
     CliRun bench = run_retort("bench model resnet8 --device cuda:1 --steps 1 --batch 1");
     CHECK(bench.status != 0);
     CHECK(bench.output.find(missing) != std::string::npos);
+    const std::string kd = std::string(RETORT_FIXTURES_DIR) + "/../../tools/distill-fashion-kd.conf";
+    CliRun distill = run_retort("distill --config " + kd + data + " --device cuda --out " + (dir / "c"));
+    CHECK(distill.status != 0);
+    CHECK(distill.output.find(missing) != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "c"));
     CliRun eval = run_retort("eval --model resnet8 --weights nowhere.safetensors --data x --device cuda");
     CHECK(eval.status != 0);
     CHECK(eval.output.find(missing) != std::string::npos);
