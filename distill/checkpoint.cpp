@@ -4,6 +4,7 @@
 // tensors so the file stays a plain safetensors file.
 #include "distill/checkpoint.h"
 
+#include <cmath>
 #include <algorithm>
 #include <filesystem>
 
@@ -158,6 +159,9 @@ void save_checkpoint(const std::string& path, const Model& model, const Optimize
     tensors["progress.seconds"] = float64_scalar(progress.seconds);
     tensors["progress.skipped"] = int64_scalar(progress.skipped);
     tensors["progress.consecutive_skipped"] = int64_scalar(progress.consecutive_skipped);
+    tensors["progress.loss_scale"] = float64_scalar(progress.loss_scale);
+    tensors["progress.scale_good_steps"] = int64_scalar(progress.scale_good_steps);
+    tensors["progress.overflow_skipped"] = int64_scalar(progress.overflow_skipped);
     if (progress.partial.steps > 0) put_tally(progress.partial, tensors);
     save_safetensors(path, tensors,
                      {{"format", "retort-checkpoint"},
@@ -198,6 +202,14 @@ Checkpoint read_checkpoint(const std::string& path) {
     c.progress.skipped = optional_int64_entry(file.tensors, "progress.skipped", path);
     c.progress.consecutive_skipped =
         optional_int64_entry(file.tensors, "progress.consecutive_skipped", path);
+    if (file.tensors.count("progress.loss_scale"))  // absent in checkpoints of f32 runs of old
+        c.progress.loss_scale =
+            *entry(file.tensors, "progress.loss_scale", DType::f64, path).data<double>();
+    c.progress.scale_good_steps = optional_int64_entry(file.tensors, "progress.scale_good_steps", path);
+    c.progress.overflow_skipped = optional_int64_entry(file.tensors, "progress.overflow_skipped", path);
+    require(std::isfinite(c.progress.loss_scale) && c.progress.loss_scale > 0 &&
+                c.progress.scale_good_steps >= 0 && c.progress.overflow_skipped >= 0,
+            "checkpoint ", path, " has an invalid loss scale (", c.progress.loss_scale, ")");
     // Epoch 0 is a run stopped before its first epoch ended (a stop request saves a checkpoint).
     require(c.progress.epoch >= 0 && c.progress.step >= 0 && c.progress.best_epoch >= 0 &&
                 c.progress.best_epoch <= c.progress.epoch && c.progress.skipped >= 0 &&

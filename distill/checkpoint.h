@@ -67,6 +67,11 @@ struct TrainProgress {
     double seconds = 0;           // wall time of the run so far
     std::int64_t skipped = 0;     // steps skipped for a non-finite loss or gradient norm
     std::int64_t consecutive_skipped = 0;  // the latest of them, in a row (0 after a good step)
+    // run.precision = f16: the loss scale, and the good steps since it last changed
+    // (distill/trainer.cpp); saved so that a resumed run scales as an unbroken one
+    double loss_scale = 65536;
+    std::int64_t scale_good_steps = 0;
+    std::int64_t overflow_skipped = 0;  // f16 steps skipped for a gradient overflow
     EpochTally partial;           // the epoch after `epoch`, if it has begun
 };
 

@@ -72,8 +72,13 @@ Config train_config_schema() {
     c.declare_int("run", "threads", 0, 0, 1024, "CPU threads for the kernels (0: the default)");
     c.declare_string("run", "device", "cpu",
                      "where the model trains: cpu, cuda or cuda:N (--device overrides)");
-    c.declare_bool("run", "tf32", false,
-                   "on a GPU, f32 matrix products in TF32 (faster, about 1e-3 relative error)");
+    c.declare_string("run", "precision", "f32",
+                     "matrix products: f32, tf32 (GPU tensor cores), bf16 or f16 (16-bit operands, "
+                     "f32 sums; f16 with loss scaling)",
+                     {"f32", "tf32", "bf16", "f16"});
+    c.declare_double("run", "loss_scale", 65536, 1, 1e38,
+                     "precision = f16: the initial loss scale (halved on each gradient overflow, "
+                     "doubled after 2000 good steps)");
     c.declare_int("run", "max_steps_per_epoch", 0, 0, kBig, "cap on training steps per epoch (0: the whole split)");
     c.declare_int("run", "eval_batch_size", 256, 1, 65536, "batch size of validation and test");
     c.declare_string("run", "on_nonfinite", "stop",
@@ -150,7 +155,8 @@ TrainConfig read_train_config(const Config& c) {
     t.run.log_every = c.get_int("run.log_every");
     t.run.threads = static_cast<int>(c.get_int("run.threads"));
     t.run.device = c.get_string("run.device");
-    t.run.tf32 = c.get_bool("run.tf32");
+    t.run.precision = c.get_string("run.precision");
+    t.run.loss_scale = c.get_double("run.loss_scale");
     // a misspelt device, or one this machine lacks, is an error before anything runs
     require_available(parse_device(t.run.device));
     t.run.max_steps_per_epoch = c.get_int("run.max_steps_per_epoch");
@@ -166,7 +172,7 @@ TrainConfig read_train_config(const Config& c) {
 }
 
 const std::vector<std::string>& resume_overridable_keys() {
-    static const std::vector<std::string> keys = {"run.epochs", "run.threads", "run.device", "run.tf32", "run.log_every",
+    static const std::vector<std::string> keys = {"run.epochs", "run.threads", "run.device", "run.log_every",
                                                   "data.workers", "data.path"};
     return keys;
 }

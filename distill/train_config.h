@@ -96,7 +96,8 @@ struct TrainConfig {
         std::int64_t log_every = 50;
         int threads = 0;
         std::string device = "cpu";  // parse_device's names
-        bool tf32 = false;           // cuda::set_allow_tf32
+        std::string precision = "f32";  // engine/precision.h
+        double loss_scale = 65536;      // the initial scale of an f16 run
         std::int64_t max_steps_per_epoch = 0;
         std::int64_t eval_batch_size = 256;
         bool skip_nonfinite = false;  // run.on_nonfinite = skip

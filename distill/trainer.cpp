@@ -21,10 +21,13 @@
 #include <filesystem>
 #include <limits>
 
-#include "engine/cuda/blas.h"
+#include "engine/cuda/launch.h"
+#include "engine/kernels/elementwise.h"
+#include "engine/precision.h"
 #include "engine/cuda/runtime.h"
 #include "engine/autograd.h"
 #include "engine/io/atomic_file.h"
+#include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
 #include "engine/parallel.h"
 #include "engine/random.h"
@@ -328,7 +331,7 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     if (config_.run.threads > 0) set_num_threads(config_.run.threads);
     device_ = parse_device(config_.run.device);
     require_available(device_);
-    cuda::set_allow_tf32(config_.run.tf32);
+    set_precision(parse_precision(config_.run.precision));
 
     LoaderOptions train_options;
     train_options.device = device_;
@@ -431,6 +434,7 @@ void Trainer::start(const std::string& run_dir, const Config& config) {
     config.save((fs::path(run_dir) / "config").string());
     run_dir_ = run_dir;
     progress_ = TrainProgress{};
+    progress_.loss_scale = config_.run.loss_scale;  // a resumed run reads its own checkpoint's
     metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), -1, metrics_columns());
     seconds_at_start_ = 0;  // run() restarts the clock; this one times the first save
     clock_start_ns_ = now_ns();
@@ -514,6 +518,7 @@ bool Trainer::train_epoch(std::int64_t epoch) {
     }
     const double epoch_start = elapsed();
     const std::int64_t images_before = tally.images;  // images/s counts this process's share only
+    const std::int64_t overflows_before = progress_.overflow_skipped;
     printer_.begin_epoch(epoch + 1, total_epochs(), steps_per_epoch_);
     model_->train();
     train_loader_->start_epoch(epoch, tally.steps);
@@ -538,8 +543,14 @@ bool Trainer::train_epoch(std::int64_t epoch) {
     const std::int64_t skipped = tally.steps - tally.trained, images = tally.images - images_before;
     tally = EpochTally{};  // the epoch's checkpoint is at a boundary
     finish_epoch(epoch, train_loss, elapsed() - epoch_start, images);
-    if (skipped > 0)
-        printer_.message(cat("epoch ", epoch + 1, ": skipped ", skipped, skipped == 1 ? " step" : " steps",
+    const std::int64_t overflows = progress_.overflow_skipped - overflows_before;
+    if (overflows > 0)
+        printer_.message(cat("epoch ", epoch + 1, ": skipped ", overflows,
+                             overflows == 1 ? " step" : " steps", " whose float16 gradients ",
+                             "overflowed; the loss scale is now ", progress_.loss_scale));
+    if (skipped > overflows)
+        printer_.message(cat("epoch ", epoch + 1, ": skipped ", skipped - overflows,
+                             skipped - overflows == 1 ? " step" : " steps",
                              " with a non-finite loss or gradient norm (", progress_.skipped,
                              " in the run so far)"));
     return true;
@@ -569,15 +580,23 @@ void Trainer::train_step(std::int64_t epoch, const Batch& batch) {
     const double loss = out.loss.item();
     double grad_norm = 0;
     bool finite = std::isfinite(loss);
+    bool overflow = false;  // f16: the scaled gradients overflowed; the step is skipped, not failed
     if (finite) {
         optimizer_->zero_grad();
-        out.loss.backward();
-        if (config_.optim.clip_grad_norm > 0) {
+        if (precision() == Precision::f16) {
+            overflow = !scaled_backward(out.loss);
+        } else {
+            out.loss.backward();
+        }
+        if (!overflow && config_.optim.clip_grad_norm > 0) {
             grad_norm = clip_grad_norm(params_, config_.optim.clip_grad_norm);
             finite = std::isfinite(grad_norm);
         }
     }
-    if (finite) {
+    if (finite && overflow) {  // nothing learned from this batch; BatchNorm's statistics stay as moved
+        ++progress_.overflow_skipped;
+        ++tally.window_skipped;
+    } else if (finite) {
         optimizer_->step();
         progress_.consecutive_skipped = 0;
         const TopkHits hits = count_topk(out.logits.detach(), batch.labels);
@@ -599,6 +618,37 @@ void Trainer::train_step(std::int64_t epoch, const Batch& batch) {
     ++tally.steps;
     ++progress_.step;
     if (progress_.step % config_.run.log_every == 0) write_train_row(epoch);
+}
+
+// Loss scaling for float16 products (PyTorch's GradScaler, with its defaults): the loss is
+// multiplied by the scale before backward, so that small gradients do not underflow float16; the
+// gradients are divided by it again before any clipping or update. When they overflow (an
+// infinite or NaN norm) the step is skipped and the scale halved; after 2000 good steps in a row
+// it doubles. Returns false on an overflow.
+bool Trainer::scaled_backward(const Tensor& loss) {
+    TrainProgress& p = progress_;
+    mul(loss, scalar_tensor(p.loss_scale, loss.dtype(), loss.device())).backward();
+    const double scaled_norm = clip_grad_norm(params_, INFINITY);  // measures, clips nothing
+    if (!std::isfinite(scaled_norm)) {
+        p.loss_scale = std::max(p.loss_scale * 0.5, 1.0);
+        p.scale_good_steps = 0;
+        return false;
+    }
+    const double inverse = 1.0 / p.loss_scale;
+    NoGradGuard no_grad;
+    for (Tensor& param : params_) {
+        Tensor g = param.grad();
+        if (!g.defined()) continue;
+        visit_floating(g.dtype(), "loss scaling", [&]<class T>(Type<T>) {
+            retort::run(g.device(), g.numel(),
+                        kernels::Scale<T>{g.device_data<T>(), static_cast<T>(inverse)});
+        });
+    }
+    if (++p.scale_good_steps == 2000) {
+        p.loss_scale *= 2;
+        p.scale_good_steps = 0;
+    }
+    return true;
 }
 
 void Trainer::on_nonfinite_step(std::int64_t epoch, double loss, double grad_norm) {

@@ -214,6 +214,7 @@ public:
 private:
     bool train_epoch(std::int64_t epoch);  // false: stopped part way (a checkpoint holds where)
     void train_step(std::int64_t epoch, const Batch& batch);
+    bool scaled_backward(const Tensor& loss);
     void on_nonfinite_step(std::int64_t epoch, double loss, double grad_norm);
     void write_train_row(std::int64_t epoch);
     void save_position_checkpoint();  // last.safetensors at the current step

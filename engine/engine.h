@@ -19,6 +19,7 @@
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "engine/parallel.h"
+#include "engine/precision.h"
 #include "engine/random.h"
 #include "engine/shape.h"
 #include "engine/storage.h"

@@ -145,7 +145,7 @@ TEST_CASE("cuda ops: reductions, max/argmax, logsumexp, softmax") {
 
 TEST_CASE("cuda ops: matmul (batched, broadcast) and linear through cuBLAS, TF32 off") {
     if (!have_gpu()) return;
-    REQUIRE(!cuda::allow_tf32());
+    REQUIRE(precision() == Precision::f32);
     for (DType dtype : {DType::f32, DType::f64}) {
         Tensor a = input({3, 4, 17, 9}, 9, -1, 1, dtype), b = input({4, 9, 11}, 10, -1, 1, dtype);
         compare("matmul batched", [](auto& v) { return matmul(v[0], v[1]); }, {a, b});
@@ -462,4 +462,19 @@ epochs = 2
         final_loss.push_back(trainer.last_test().loss);
     }
     CHECK(std::abs(final_loss[0] - final_loss[1]) < 1e-3 * (1 + final_loss[0]));
+}
+
+TEST_CASE("cuda ops: bf16 and f16 products (16-bit GEMMs on the GPU) match the CPU's emulation") {
+    if (!have_gpu()) return;
+    for (Precision p : {Precision::bf16, Precision::f16}) {
+        set_precision(p);
+        CAPTURE(precision_name(p));
+        Tensor a = input({3, 17, 9}, 50, -1, 1), b = input({9, 11}, 51, -1, 1);
+        compare("matmul", [](auto& v) { return matmul(v[0], v[1]); }, {a, b});
+        Tensor x = input({2, 4, 9, 8}, 52), w = input({6, 4, 3, 3}, 53, -0.5, 0.5), bias = input({6}, 54);
+        compare("conv2d", [](auto& v) { return conv2d(v[0], v[1], v[2], Conv2dOptions{}); }, {x, w, bias});
+        Tensor lx = input({5, 9}, 55), lw = input({4, 9}, 56), lb = input({4}, 57);
+        compare("linear", [](auto& v) { return linear(v[0], v[1], v[2]); }, {lx, lw, lb});
+    }
+    set_precision(Precision::f32);
 }

@@ -43,7 +43,7 @@ def step_key(r):
     """What a retort record and its PyTorch twin share."""
     if r["workload"] == "model":
         return ("model", r["model"], r["mode"], r["batch"], r["input"], r["threads"],
-                r.get("device", "cpu"))
+                r.get("device", "cpu") + ("" if r.get("precision", "f32") == "f32" else ", " + r["precision"]))
     return ("kd", r["teacher"], r["student"], r["batch"], r["input"], r["threads"], "cpu")
 
 

@@ -108,6 +108,7 @@ BenchRecord run_model_bench(const ModelBenchOptions& o) {
     record.text("model", o.spec)
         .text("mode", o.train ? "train" : "forward")
         .text("device", o.device.str())
+        .text("precision", precision_name(precision()))
         .integer("batch", o.batch)
         .text("input", input_text(chw))
         .integer("threads", num_threads())

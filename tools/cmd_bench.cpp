@@ -18,7 +18,6 @@
 #include "data/loader_bench.h"
 #include "engine/cpu/fma_peak.h"
 #include "engine/cpu/gemm.h"
-#include "engine/cuda/blas.h"
 #include "engine/flops.h"
 #include "engine/engine.h"
 #include "models/registry.h"
@@ -157,7 +156,7 @@ std::vector<OptionSpec> model_options() {
             {"train", "", "time a training step (forward, backward, SGD) instead of a forward",
              true},
             threads_option(), json_option(), {"device", "cpu", "cpu, cuda or cuda:N"},
-            {"tf32", "", "on a GPU, f32 matrix products in TF32", true}};
+            {"precision", "f32", "products in f32, tf32, bf16 or f16 (engine/precision.h)"}};
 }
 
 // Positional arguments (model specs) come first; the options follow.
@@ -185,7 +184,7 @@ int bench_model(std::vector<std::string> args) {
     o.input = opts.get("input");
     o.train = opts.get_flag("train");
     o.device = parse_device(opts.get("device"));
-    cuda::set_allow_tf32(opts.get_flag("tf32"));
+    set_precision(parse_precision(opts.get("precision")));
     run_model_bench(o).print(opts.get_flag("json"));
     return 0;
 }
@@ -193,7 +192,7 @@ int bench_model(std::vector<std::string> args) {
 int bench_kd(std::vector<std::string> args) {
     const auto specs = take_positionals(args, 2, "retort bench kd TEACHER STUDENT [options]");
     std::vector<OptionSpec> spec_list = model_options();
-    spec_list.resize(spec_list.size() - 2);   // --device, --tf32: the KD step runs on the CPU only so far
+    spec_list.resize(spec_list.size() - 2);   // --device, --precision: the KD step runs on the CPU only so far
     spec_list.erase(spec_list.begin() + 3);  // a KD step always trains the student
     spec_list.push_back({"T", "4", "KD temperature"});
     Options opts("bench kd TEACHER STUDENT", args, spec_list);

@@ -56,13 +56,17 @@ if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
     "vit_tiny_patch16_224:img_size=32,patch_size=4 --train --batch 128 --input 3x32x32"
     "resnet18 --batch 64 --input 3x224x224"
   )
-  for w in "${workloads[@]}"; do
-    # shellcheck disable=SC2086
-    "$BUILD_DIR/retort" bench model $w --device cuda --threads "$threads" --steps 20 --json \
-      >>"$bench" 2>>"$OUT/bench.log" || { echo "retort bench failed: $w" >>"$OUT/bench.log"; status=1; }
-    # shellcheck disable=SC2086
-    "$PYTHON" tools/peer_bench.py model $w --device cuda --threads "$threads" --steps 20 \
-      >>"$bench" 2>>"$OUT/bench.log" || echo "peer bench failed: $w" >>"$OUT/bench.log"
+  for precision in f32 bf16; do
+    for w in "${workloads[@]}"; do
+      # shellcheck disable=SC2086
+      "$BUILD_DIR/retort" bench model $w --device cuda --precision "$precision" --threads "$threads" \
+        --steps 20 --json >>"$bench" 2>>"$OUT/bench.log" ||
+        { echo "retort bench failed: $w $precision" >>"$OUT/bench.log"; status=1; }
+      # shellcheck disable=SC2086
+      "$PYTHON" tools/peer_bench.py model $w --device cuda --precision "$precision" \
+        --threads "$threads" --steps 20 >>"$bench" 2>>"$OUT/bench.log" ||
+        echo "peer bench failed: $w $precision" >>"$OUT/bench.log"
+    done
   done
   "$PYTHON" tools/bench_table.py "$bench" >"$OUT/bench-gpu.md" 2>>"$OUT/bench.log"
   cat "$OUT/bench-gpu.md"

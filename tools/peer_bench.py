@@ -549,12 +549,23 @@ def run_model(args):
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     model, images, labels = model.to(device), images.to(device), labels.to(device)
+    # bf16 / f16: autocast, retort's run.precision (16-bit products, f32 master weights)
+    autocast_dtype = {"bf16": torch.bfloat16, "f16": torch.float16}.get(args.precision)
+    if args.precision == "tf32":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    def forward(x):
+        if autocast_dtype is None:
+            return model(x)
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype):
+            return model(x).float()
     if args.train:
         model.train()
         optimizer = sgd(model)
 
         def step():
-            loss = F.cross_entropy(model(images), labels)
+            loss = F.cross_entropy(forward(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -563,10 +574,10 @@ def run_model(args):
 
         def step():
             with torch.no_grad():
-                model(images)
+                forward(images)
     seconds = time_steps(args.steps, step, device)
     return {"workload": "model", "model": args.spec, "mode": "train" if args.train else "forward",
-            "device": str(device), "batch": args.batch, "input": "x".join(map(str, chw)), "threads": torch.get_num_threads(),
+            "device": str(device), "precision": args.precision, "batch": args.batch, "input": "x".join(map(str, chw)), "threads": torch.get_num_threads(),
             "img_per_s": round(args.steps * args.batch / seconds, 1),
             "ms_per_step": round(1000.0 * seconds / args.steps, 1),
             "peak_mib": round(status_mib("VmHWM") - baseline, 1), "peer": peer_name()}
@@ -690,6 +701,8 @@ def build_parser():
     p.add_argument("spec")
     p.add_argument("--train", action="store_true")
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda: TF32 off, as retort's default)")
+    p.add_argument("--precision", default="f32", choices=["f32", "tf32", "bf16", "f16"],
+                   help="as retort's run.precision: bf16 / f16 run under torch.autocast")
     common(p)
     p = sub.add_parser("kd", help="one KD step: teacher forward, student forward+backward+SGD")
     p.add_argument("teacher")

@@ -10,18 +10,19 @@
 // first with beta and the rest adding (beta = 1), which is what the CPU does and deterministic.
 #include <cublas_v2.h>
 
-#include <atomic>
 #include <mutex>
 #include <set>
+#include <type_traits>
 
 #include "engine/cuda/blas.h"
 #include "engine/cuda/launch.cuh"
+#include "engine/kernels/precision.h"
+#include "engine/precision.h"
+#include "engine/tensor.h"
 
 namespace retort::cuda {
 
 namespace {
-
-std::atomic<bool> tf32_allowed{false};
 
 void check_cublas(cublasStatus_t status, const char* call) {
     if (status != CUBLAS_STATUS_SUCCESS)
@@ -41,8 +42,9 @@ cublasHandle_t handle_for(int device) {
         check_cublas(cublasCreate(&handles[device]), "cublasCreate");
         check_cublas(cublasSetStream(handles[device], current_stream(device)), "cublasSetStream");
     }
-    check_cublas(cublasSetMathMode(handles[device], tf32_allowed ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                                 : CUBLAS_DEFAULT_MATH),
+    check_cublas(cublasSetMathMode(handles[device], precision() == Precision::tf32
+                                                        ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                        : CUBLAS_DEFAULT_MATH),
                  "cublasSetMathMode");
     return handles[device];
 }
@@ -81,12 +83,62 @@ void strided_call(cublasHandle_t h, bool ta, bool tb, int M, int N, int K, const
                  "cublasDgemmStridedBatched");
 }
 
+// ---- bf16 / f16 products: 16-bit copies of the operands, float32 accumulation and output ----
+
+// Elements an operand spans: `rows` rows of `cols` used columns, `ld` apart.
+std::int64_t extent(std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+    return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols;
+}
+
+// The 16-bit copy of n floats, in a scratch tensor from the caching allocator.
+Tensor half_copy(Device device, const float* x, std::int64_t n, bool bf16) {
+    Tensor bits = Tensor::empty({(n + 1) / 2}, DType::f32, device);  // 2 halves per float
+    launch(device, n,
+           kernels::ToHalfBits{x, static_cast<std::uint16_t*>(bits.raw_device_data()), bf16});
+    return bits;
+}
+
+void gemm_reduced(Device device, bool ta, bool tb, int M, int N, int K, float alpha,
+                  const float* A, int lda, std::int64_t a_span, long long sa, const float* B,
+                  int ldb, std::int64_t b_span, long long sb, float beta, float* C, int ldc,
+                  long long sc, int count) {
+    const bool bf16 = precision() == Precision::bf16;
+    const cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+    const Tensor a16 = half_copy(device, A, a_span, bf16), b16 = half_copy(device, B, b_span, bf16);
+    cublasHandle_t h = handle_for(device.index);
+    if (count == 1) {
+        check_cublas(cublasGemmEx(h, op(tb), op(ta), N, M, K, &alpha, b16.raw_device_data(), type,
+                                  ldb, a16.raw_device_data(), type, lda, &beta, C, CUDA_R_32F, ldc,
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                     "cublasGemmEx");
+        return;
+    }
+    check_cublas(cublasGemmStridedBatchedEx(h, op(tb), op(ta), N, M, K, &alpha,
+                                            b16.raw_device_data(), type, ldb, sb,
+                                            a16.raw_device_data(), type, lda, sa, &beta, C,
+                                            CUDA_R_32F, ldc, sc, count, CUBLAS_COMPUTE_32F,
+                                            CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmStridedBatchedEx");
+}
+
+bool use_reduced(const float*) { return reduced_precision(); }
+bool use_reduced(const double*) { return false; }  // float64 products stay exact
+
 template <class T>
 void gemm_any(Device device, bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K,
               T alpha, const T* A, std::int64_t lda, const T* B, std::int64_t ldb, T beta, T* C,
               std::int64_t ldc) {
     if (M == 0 || N == 0) return;
     DeviceGuard guard(device.index);
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_reduced(A) && K > 0) {
+            gemm_reduced(device, ta, tb, to_int(M, "M"), to_int(N, "N"), to_int(K, "K"), alpha, A,
+                         to_int(lda, "lda"), ta ? extent(K, M, lda) : extent(M, K, lda), 0, B,
+                         to_int(ldb, "ldb"), tb ? extent(N, K, ldb) : extent(K, N, ldb), 0, beta,
+                         C, to_int(ldc, "ldc"), 0, 1);
+            return;
+        }
+    }
     gemm_call(handle_for(device.index), ta, tb, to_int(M, "M"), to_int(N, "N"), to_int(K, "K"),
               &alpha, A, to_int(lda, "lda"), B, to_int(ldb, "ldb"), &beta, C, to_int(ldc, "ldc"));
 }
@@ -109,6 +161,19 @@ void gemm_batched_any(Device device, const cpu::GemmBatch<T>& g) {
     const bool distinct_outputs = sc > 0 || g.count == 1;  // regular and increasing
     if (distinct_outputs && sa >= 0 && sb >= 0) {
         DeviceGuard guard(device.index);
+        if constexpr (std::is_same_v<T, float>) {
+            if (use_reduced(g.A) && g.K > 0) {
+                const std::int64_t a_one = g.trans_a ? extent(g.K, g.M, g.lda) : extent(g.M, g.K, g.lda);
+                const std::int64_t b_one = g.trans_b ? extent(g.N, g.K, g.ldb) : extent(g.K, g.N, g.ldb);
+                gemm_reduced(device, g.trans_a, g.trans_b, to_int(g.M, "M"), to_int(g.N, "N"),
+                             to_int(g.K, "K"), g.alpha, g.A + g.a_offset[0], to_int(g.lda, "lda"),
+                             sa * (g.count - 1) + a_one, sa, g.B + g.b_offset[0],
+                             to_int(g.ldb, "ldb"), sb * (g.count - 1) + b_one, sb, g.beta,
+                             g.C + g.c_offset[0], to_int(g.ldc, "ldc"), sc,
+                             to_int(g.count, "batch count"));
+                return;
+            }
+        }
         strided_call(handle_for(device.index), g.trans_a, g.trans_b, to_int(g.M, "M"),
                      to_int(g.N, "N"), to_int(g.K, "K"), &g.alpha, g.A + g.a_offset[0],
                      to_int(g.lda, "lda"), sa, g.B + g.b_offset[0], to_int(g.ldb, "ldb"), sb,
@@ -127,8 +192,6 @@ void gemm_batched_any(Device device, const cpu::GemmBatch<T>& g) {
 
 }  // namespace
 
-void set_allow_tf32(bool allow) { tf32_allowed = allow; }
-bool allow_tf32() { return tf32_allowed; }
 
 void gemm(Device device, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N,
           std::int64_t K, float alpha, const float* A, std::int64_t lda, const float* B,
@@ -147,4 +210,9 @@ void gemm_batched(Device device, const cpu::GemmBatch<double>& batch) {
     gemm_batched_any(device, batch);
 }
 
+}  // namespace retort::cuda
+
+namespace retort::cuda {
+template void launch(Device, std::int64_t, const kernels::RoundTo&);
+template void launch(Device, std::int64_t, const kernels::ToHalfBits&);
 }  // namespace retort::cuda

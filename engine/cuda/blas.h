@@ -2,10 +2,11 @@
 // interface of engine/cpu/gemm.h (row-major matrices, the same GemmBatch), so an op picks its
 // backend with one branch. Pointers are device pointers on `device`.
 //
-// TF32: an H100 multiplies f32 matrices several times faster in TF32 (10-bit mantissas for the
-// products), at the cost of agreeing with the CPU only to about 1e-3. retort keeps it off unless
-// asked (set_allow_tf32; run.tf32 = true in a training config, `--tf32` for `retort bench model`),
-// so results are reproducible by default.
+// Precision: the product precision of engine/precision.h. f32 computes in plain float32 (the
+// default, reproducible); tf32 lets cuBLAS use TF32 tensor cores (about 1e-3 relative error);
+// bf16 and f16 convert the float32 operands to 16 bits and run cublasGemmEx with float32
+// accumulation and output (the ops have rounded the operands already, so the conversion is
+// exact and the CPU's emulation computes the same products).
 #pragma once
 
 #include <cstdint>
@@ -15,8 +16,6 @@
 
 namespace retort::cuda {
 
-void set_allow_tf32(bool allow);
-bool allow_tf32();
 
 void gemm(Device device, bool trans_a, bool trans_b, std::int64_t M, std::int64_t N,
           std::int64_t K, float alpha, const float* A, std::int64_t lda, const float* B,

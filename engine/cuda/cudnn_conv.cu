@@ -25,7 +25,7 @@ bool use_cudnn() { return cudnn_wanted && cudnn_built(); }
 #include <tuple>
 #include <vector>
 
-#include "engine/cuda/blas.h"
+#include "engine/precision.h"
 #include "engine/cuda/launch.cuh"
 #include "engine/tensor.h"
 
@@ -112,7 +112,7 @@ ConvPlan make_plan(cudnnHandle_t h, DType dtype, const CudnnConvShape& s) {
     check_cudnn(cudnnSetConvolutionGroupCount(p.conv, as_int(s.groups)),
                 "cudnnSetConvolutionGroupCount");
     // FMA math: no tensor-core TF32 unless the run asked for it
-    check_cudnn(cudnnSetConvolutionMathType(p.conv, allow_tf32() ? CUDNN_DEFAULT_MATH
+    check_cudnn(cudnnSetConvolutionMathType(p.conv, precision() == Precision::tf32 ? CUDNN_DEFAULT_MATH
                                                                  : CUDNN_FMA_MATH),
                 "cudnnSetConvolutionMathType");
 
@@ -152,7 +152,7 @@ using PlanKey = std::tuple<int, int, bool, std::vector<std::int64_t>>;
 const ConvPlan& plan_for(int device, DType dtype, const CudnnConvShape& s) {
     static std::mutex mutex;
     static std::map<PlanKey, std::unique_ptr<ConvPlan>> plans;
-    const PlanKey key{device, static_cast<int>(dtype), allow_tf32(),
+    const PlanKey key{device, static_cast<int>(dtype), precision() == Precision::tf32,
                       {s.batch, s.in_channels, s.height, s.width, s.out_channels, s.kernel_h,
                        s.kernel_w, s.groups, s.stride[0], s.stride[1], s.padding[0],
                        s.padding[1], s.dilation[0], s.dilation[1]}};

@@ -4,8 +4,8 @@
 // For each convolution shape cuDNN's heuristics rank the algorithms once; retort takes the
 // fastest one that is deterministic (so a run repeats bit for bit) and needs at most 1 GiB of
 // workspace, and caches that choice with the shape's descriptors. The workspace comes from the
-// device's caching allocator. TF32 follows cuda::allow_tf32() (engine/cuda/blas.h): off, cuDNN
-// computes in plain f32.
+// device's caching allocator. TF32 follows the product precision (engine/precision.h): unless it is tf32,
+// cuDNN computes in plain f32 (bf16 and f16 runs hand it operands already rounded).
 #pragma once
 
 #include <array>

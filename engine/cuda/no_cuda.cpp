@@ -25,8 +25,6 @@ double self_test() { no_backend(); }
 CachingAllocator& device_allocator(int) { no_backend(); }
 CachingAllocator& pinned_host_allocator() { no_backend(); }
 
-void set_allow_tf32(bool) {}  // nothing to allow: there is no GPU product to speed up
-bool allow_tf32() { return false; }
 void gemm(Device, bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*,
           std::int64_t, const float*, std::int64_t, float, float*, std::int64_t) {
     no_backend();

@@ -40,6 +40,7 @@
 #include "engine/kernels/conv.h"
 #include "engine/kernels/elementwise.h"
 #include "engine/ops.h"
+#include "engine/precision.h"
 #include "engine/parallel.h"
 
 namespace retort {
@@ -439,7 +440,7 @@ template <class T>
 void conv2d_forward_gpu(const ConvShape& s, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, Tensor& y) {
     const Device device = x.device();
-    if (cuda::use_cudnn()) {
+    if (cuda::use_cudnn() && !reduced_precision()) {  // bf16 / f16: the GEMM path's tensor cores
         const bool with_bias = fill_with_bias<T>(s, bias, y);
         cuda::cudnn_conv_forward(device, x.dtype(), cudnn_shape(s), x.raw_device_data(),
                                  weight.raw_device_data(), y.raw_device_data(), with_bias ? 1 : 0);
@@ -478,7 +479,7 @@ void conv2d_forward_gpu(const ConvShape& s, const Tensor& x, const Tensor& weigh
 template <class T>
 void conv2d_grad_input_gpu(const ConvShape& s, const Tensor& dy, const Tensor& weight, Tensor& dx) {
     const Device device = dy.device();
-    if (cuda::use_cudnn()) {
+    if (cuda::use_cudnn() && !reduced_precision()) {
         cuda::cudnn_conv_backward_data(device, dy.dtype(), cudnn_shape(s), dy.raw_device_data(),
                                        weight.raw_device_data(), dx.raw_device_data());
         return;
@@ -513,7 +514,7 @@ void conv2d_grad_input_gpu(const ConvShape& s, const Tensor& dy, const Tensor& w
 template <class T>
 void conv2d_grad_weight_gpu(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw) {
     const Device device = x.device();
-    if (cuda::use_cudnn()) {
+    if (cuda::use_cudnn() && !reduced_precision()) {
         cuda::cudnn_conv_backward_filter(device, x.dtype(), cudnn_shape(s), x.raw_device_data(),
                                          dy.raw_device_data(), dw.raw_device_data());
         return;
@@ -557,14 +558,16 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
             "it); apply the activation as its own op when training");
 
     Tensor y = Tensor::empty({s.B, s.O, s.OH, s.OW}, x.dtype(), x.device());
+    // bf16 / f16 runs multiply rounded operands (engine/precision.h)
+    const Tensor rx = round_for_products(x), rw = round_for_products(weight);
     visit_floating(x.dtype(), "conv2d", [&]<class T>(Type<T>) {
         if (x.device().is_cuda()) {
             require(options.epilogue == ConvEpilogue::none,
                     "conv2d: fused activations run on the CPU only; apply it as its own op");
-            conv2d_forward_gpu<T>(s, x, weight, bias, y);
+            conv2d_forward_gpu<T>(s, rx, rw, bias, y);
             return;
         }
-        conv2d_forward<T>(s, x.data<T>(), weight.data<T>(),
+        conv2d_forward<T>(s, rx.data<T>(), rw.data<T>(),
                           bias.defined() ? bias.data<T>() : nullptr, y.data<T>());
     });
     // each output element is a dot product over (C / groups) * kh * kw taps
@@ -580,17 +583,20 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                const Device device = dy.device();
                Tensor dx = need_x ? Tensor::empty(x_shape, dy.dtype(), device) : Tensor();
                Tensor dw = need_w ? Tensor::empty(w_shape, dy.dtype(), device) : Tensor();
+               const Tensor rdy = round_for_products(dy);
+               const Tensor rw = need_x ? round_for_products(sw) : Tensor();
+               const Tensor rx = need_w ? round_for_products(sx) : Tensor();
                if (device.is_cuda()) {
                    visit_floating(dy.dtype(), "conv2d backward", [&]<class T>(Type<T>) {
-                       if (need_x) conv2d_grad_input_gpu<T>(s, dy, sw, dx);
-                       if (need_w) conv2d_grad_weight_gpu<T>(s, sx, dy, dw);
+                       if (need_x) conv2d_grad_input_gpu<T>(s, rdy, rw, dx);
+                       if (need_w) conv2d_grad_weight_gpu<T>(s, rx, rdy, dw);
                    });
                    return std::vector<Tensor>{dx, dw, need_b ? sum(dy, {0, 2, 3}) : Tensor()};
                }
                Tensor db = need_b ? Tensor::empty({s.O}, dy.dtype()) : Tensor();
                visit_floating(dy.dtype(), "conv2d backward", [&]<class T>(Type<T>) {
-                   if (need_x) conv2d_grad_input<T>(s, dy.data<T>(), sw.data<T>(), dx.data<T>());
-                   if (need_w) conv2d_grad_weight<T>(s, sx.data<T>(), dy.data<T>(), dw.data<T>());
+                   if (need_x) conv2d_grad_input<T>(s, rdy.data<T>(), rw.data<T>(), dx.data<T>());
+                   if (need_w) conv2d_grad_weight<T>(s, rx.data<T>(), rdy.data<T>(), dw.data<T>());
                    if (need_b) conv2d_grad_bias<T>(s, dy.data<T>(), db.data<T>());
                });
                return std::vector<Tensor>{dx, dw, db};

@@ -21,6 +21,7 @@
 #include "engine/cuda/launch.h"
 #include "engine/kernels/elementwise.h"
 #include "engine/ops.h"
+#include "engine/precision.h"
 
 namespace retort {
 
@@ -190,8 +191,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     check_operands(a, b, "matmul", "the first argument", "the second");
     const MatmulPlan plan = plan_matmul(a.shape(), b.shape());
     Tensor out = Tensor::empty(plan.out_shape, a.dtype(), a.device());
+    const Tensor ra = round_for_products(a), rb = round_for_products(b);  // engine/precision.h
     visit_floating(a.dtype(), "matmul", [&]<class T>(Type<T>) {
-        matmul_forward<T>(a.device(), plan, a.device_data<T>(), b.device_data<T>(),
+        matmul_forward<T>(a.device(), plan, ra.device_data<T>(), rb.device_data<T>(),
                           out.device_data<T>());
     });
     add_flops(2 * plan.items() * plan.M * plan.N * plan.K);
@@ -206,12 +208,15 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                Tensor da = need_a ? zeros(a_shape, dc.dtype(), device) : Tensor();
                Tensor db = need_b ? zeros(b_shape, dc.dtype(), device) : Tensor();
                if (plan.items() == 0) return std::vector<Tensor>{da, db};
+               const Tensor rdc = round_for_products(dc);
+               const Tensor ra = need_b ? round_for_products(sa) : Tensor();
+               const Tensor rb = need_a ? round_for_products(sb) : Tensor();
                visit_floating(dc.dtype(), "matmul backward", [&]<class T>(Type<T>) {
                    if (need_a)
-                       matmul_grad_a<T>(device, plan, dc.device_data<T>(), sb.device_data<T>(),
+                       matmul_grad_a<T>(device, plan, rdc.device_data<T>(), rb.device_data<T>(),
                                         da.device_data<T>());
                    if (need_b)
-                       matmul_grad_b<T>(device, plan, sa.device_data<T>(), dc.device_data<T>(),
+                       matmul_grad_b<T>(device, plan, ra.device_data<T>(), rdc.device_data<T>(),
                                         db.device_data<T>());
                });
                return std::vector<Tensor>{da, db};
@@ -259,8 +264,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                     std::copy(pb, pb + out_features, py + r * out_features);
             }
         }
-        gemm_on<T>(device, false, true, rows, out_features, in, x.device_data<T>(), in,
-                   weight.device_data<T>(), in, y.device_data<T>(), out_features, beta);
+        const Tensor rx = round_for_products(x), rw = round_for_products(weight);
+        gemm_on<T>(device, false, true, rows, out_features, in, rx.device_data<T>(), in,
+                   rw.device_data<T>(), in, y.device_data<T>(), out_features, beta);
     });
     add_flops(2 * rows * out_features * in);
 
@@ -275,14 +281,17 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                Tensor dx = need_x ? Tensor::empty(x_shape, dy.dtype(), device) : Tensor();
                Tensor dw = need_w ? Tensor::empty(w_shape, dy.dtype(), device) : Tensor();
                Tensor db;
+               const Tensor rdy = round_for_products(dy);
+               const Tensor rw = need_x ? round_for_products(sw) : Tensor();
+               const Tensor rx = need_w ? round_for_products(sx) : Tensor();
                visit_floating(dy.dtype(), "linear backward", [&]<class T>(Type<T>) {
-                   const T* g = dy.device_data<T>();
+                   const T* g = rdy.device_data<T>();
                    if (need_x)  // dx (rows, in) = dy (rows, out) W (out, in)
                        gemm_on<T>(device, false, false, rows, in, out_features, g, out_features,
-                                  sw.device_data<T>(), in, dx.device_data<T>(), in);
+                                  rw.device_data<T>(), in, dx.device_data<T>(), in);
                    if (need_w)  // dW (out, in) = dy^T (out, rows) x (rows, in)
                        gemm_on<T>(device, true, false, out_features, in, rows, g, out_features,
-                                  sx.device_data<T>(), in, dw.device_data<T>(), in);
+                                  rx.device_data<T>(), in, dw.device_data<T>(), in);
                });
                if (need_b)  // db = dy summed over rows, in fixed chunks (sum's order)
                    db = sum(dy.reshape({rows, out_features}), {0});
