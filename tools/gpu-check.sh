@@ -68,6 +68,13 @@ if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
         echo "peer bench failed: $w $precision" >>"$OUT/bench.log"
     done
   done
+  # the largest GEMMs, in each precision: TFLOP/s against the card's data-sheet peak
+  for precision in f32 tf32 bf16; do
+    "$BUILD_DIR/retort" bench gemm --device cuda --precision "$precision" \
+      --shapes 4096x4096x4096,8192x8192x8192 --seconds 1 --json >>"$OUT/gemm-gpu.jsonl" \
+      2>>"$OUT/bench.log" || status=1
+  done
+  cat "$OUT/gemm-gpu.jsonl"
   "$PYTHON" tools/bench_table.py "$bench" >"$OUT/bench-gpu.md" 2>>"$OUT/bench.log"
   cat "$OUT/bench-gpu.md"
 fi
