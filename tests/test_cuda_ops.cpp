@@ -271,7 +271,8 @@ TEST_CASE("cuda ops: index_select, gather, scatter_add, pad") {
     compare("scatter_add",
             [&](auto& v) { return scatter_add(v[0], 2, gidx.to(v[0].device()), v[1]); }, {x, src});
     compare("pad constant", [](auto& v) { return pad(v[0], {2, -1, 1, 3}, "constant", 0.5); }, {x});
-    compare("pad reflect", [](auto& v) { return pad(v[0].detach(), {3, 2, 1, 4}, "reflect"); }, {x});
+    compare("pad reflect", [](auto& v) { return pad(v[0], {3, 2, 1, 4}, "reflect"); }, {x});
+    compare("pad replicate", [](auto& v) { return pad(v[0], {5, 0, 2, 2}, "replicate"); }, {x});
 }
 
 TEST_CASE("cuda ops: interpolate (nearest, bilinear) and gradient clipping") {

@@ -632,7 +632,32 @@ TEST_CASE("kernels: index_select, gather, scatter_add and pad, forward and backw
         kernel.left[1] = c.pads[2];
         kernels::for_each_cpu(kp.numel(), kernel);
         CHECK(same_values(kp, padded));
+        if (c.kind == kernels::PadKind::constant) continue;  // its backward is a crop
+        // the backward gathered per input element, against the CPU's scatter
+        Tensor leaf = x.detach().clone();
+        leaf.set_requires_grad(true);
+        Tensor g = random_values(padded.shape(), 124, DType::f64);
+        pad(leaf, c.pads, c.mode).backward(g);
+        Tensor kgx = Tensor::empty(x.shape(), DType::f64);
+        kernels::PadBackward<double> back{g.data<double>(), kgx.data<double>(),
+                                          kernels::make_layout(padded.shape()),
+                                          kernels::make_layout(x.shape()), {}, c.kind};
+        back.left[2] = c.pads[0];
+        back.left[1] = c.pads[2];
+        kernels::for_each_cpu(kgx.numel(), back);
+        CHECK(same_values(kgx, leaf.grad()));
     }
+    // a one-wide dim replicated on both sides: every output of that dim comes from it
+    Tensor thin = random_values({2, 1, 3}, 125, DType::f64);
+    thin.set_requires_grad(true);
+    Tensor g = random_values({2, 6, 3}, 126, DType::f64);
+    pad(thin, {0, 0, 2, 3}, "replicate").backward(g);
+    Tensor kgx = Tensor::empty(thin.shape(), DType::f64);
+    kernels::PadBackward<double> back{g.data<double>(), kgx.data<double>(), kernels::make_layout({2, 6, 3}),
+                                      kernels::make_layout(thin.shape()), {}, kernels::PadKind::replicate};
+    back.left[1] = 2;
+    kernels::for_each_cpu(kgx.numel(), back);
+    CHECK(same_values(kgx, thin.grad()));
 }
 
 namespace {

@@ -15,7 +15,8 @@ namespace retort::cuda {
 #define RETORT_LAUNCH_INDEXING(T)                                                     \
     RETORT_LAUNCH_INDEXED(T, std::int32_t)                                           \
     RETORT_LAUNCH_INDEXED(T, std::int64_t)                                           \
-    template void launch(Device, std::int64_t, const kernels::Pad<T>&);
+    template void launch(Device, std::int64_t, const kernels::Pad<T>&);                \
+    template void launch(Device, std::int64_t, const kernels::PadBackward<T>&);
 RETORT_LAUNCH_INDEXING(float)
 RETORT_LAUNCH_INDEXING(double)
 RETORT_LAUNCH_INDEXING(std::int32_t)

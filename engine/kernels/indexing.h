@@ -158,4 +158,82 @@ struct Pad {
     }
 };
 
+// The backward of reflect and replicate padding, as a gather: gx at input coordinates c sums g
+// over every output coordinate that copied it. Along one dim those are, in increasing order, up
+// to three ranges: reflect (which does not repeat the edge) copies c to left - c, left + c and
+// left + 2 (in - 1) - c; replicate copies c to left + c, and the edges also to all of the padding
+// beside them. The outputs are visited in increasing flat index, the order the CPU adds them in.
+template <class T>
+struct PadBackward {
+    const T* g;
+    T* gx;
+    Layout out_layout, x_layout;
+    std::int64_t left[kMaxKernelDims];
+    PadKind kind;
+
+    // The candidate ranges [first[k], last[k]] of output coordinates along dim d for input c.
+    RETORT_HD int ranges(int d, std::int64_t c, std::int64_t* first, std::int64_t* last) const {
+        const std::int64_t in = x_layout.sizes[d], out = out_layout.sizes[d], l = left[d];
+        int n = 0;
+        auto add = [&](std::int64_t lo, std::int64_t hi) {
+            lo = lo < 0 ? 0 : lo;
+            hi = hi > out - 1 ? out - 1 : hi;
+            if (lo <= hi && (n == 0 || lo > last[n - 1])) {
+                first[n] = lo;
+                last[n] = hi;
+                ++n;
+            }
+        };
+        if (kind == PadKind::reflect) {
+            if (c > 0) add(l - c, l - c);
+            add(l + c, l + c);
+            if (c < in - 1) add(l + 2 * (in - 1) - c, l + 2 * (in - 1) - c);
+        } else {  // replicate
+            add(c == 0 ? 0 : l + c, c == in - 1 ? out - 1 : l + c);
+        }
+        return n;
+    }
+
+    RETORT_HD void operator()(std::int64_t e) const {
+        const int rank = x_layout.rank;
+        std::int64_t first[kMaxKernelDims][3], last[kMaxKernelDims][3];
+        int count[kMaxKernelDims], which[kMaxKernelDims];
+        std::int64_t at[kMaxKernelDims];  // the output coordinate being visited, per dim
+        std::int64_t rest = e;
+        for (int d = rank - 1; d >= 0; --d) {
+            const std::int64_t c = rest % x_layout.sizes[d];
+            rest /= x_layout.sizes[d];
+            count[d] = ranges(d, c, first[d], last[d]);
+            if (count[d] == 0) {  // cropped away: no output holds it
+                gx[e] = T(0);
+                return;
+            }
+            which[d] = 0;
+            at[d] = first[d][0];
+        }
+        T total = T(0);
+        while (true) {
+            std::int64_t offset = 0;
+            for (int d = 0; d < rank; ++d) offset += at[d] * out_layout.strides[d];
+            total += g[offset];
+            int d = rank - 1;  // the odometer: advance the innermost dim, carrying outwards
+            for (; d >= 0; --d) {
+                if (at[d] < last[d][which[d]]) {
+                    ++at[d];
+                    break;
+                }
+                if (which[d] + 1 < count[d]) {
+                    ++which[d];
+                    at[d] = first[d][which[d]];
+                    break;
+                }
+                which[d] = 0;
+                at[d] = first[d][0];
+            }
+            if (d < 0) break;
+        }
+        gx[e] = total;
+    }
+};
+
 }  // namespace retort::kernels

@@ -794,8 +794,18 @@ Tensor pad(const Tensor& x, const std::vector<std::int64_t>& pads, const std::st
             std::transform(pads.begin(), pads.end(), crop.begin(), [](std::int64_t p) { return -p; });
             return std::vector<Tensor>{pad(g, crop)};
         }
-        require(!g.device().is_cuda(), "pad: the gradient of ", m == PadMode::reflect ? "reflect" : "replicate",
-                " padding runs on the CPU only so far; pad on the CPU or use constant padding");
+        if (g.device().is_cuda()) {  // a gather per input element: engine/kernels/indexing.h
+            Tensor gx = Tensor::empty(shape, g.dtype(), g.device());
+            visit_floating(g.dtype(), "pad backward", [&]<class T>(Type<T>) {
+                kernels::PadBackward<T> kernel{g.device_data<T>(), gx.device_data<T>(),
+                                               kernels::make_layout(g.shape()),
+                                               kernels::make_layout(shape), {}, gpu_pad_kind(m)};
+                for (std::size_t k = 0; k < pads.size() / 2; ++k)
+                    kernel.left[shape.size() - 1 - k] = pads[2 * k];
+                cuda::launch(g.device(), gx.numel(), kernel);
+            });
+            return std::vector<Tensor>{gx};
+        }
         Tensor gx = zeros(shape, g.dtype());
         const PadPlan plan = plan_pad(shape, pads, m);
         if (g.numel() > 0)
