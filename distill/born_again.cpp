@@ -335,6 +335,7 @@ void BornAgain::train_generation(std::int64_t k, const std::string& run_dir,
         as_teacher.teacher = config_.train.model;
         as_teacher.teacher_weights = weights;
         std::shared_ptr<Model> teacher = load_teacher(as_teacher, *model);
+        teacher->to(parse_device(config_.train.run.device));  // where the generation trains
         const std::string val_top1 = metadata_of(weights, "val_top1");
         lines += cat(", taught by ", weights, " (epoch ", metadata_of(weights, "epoch"), ", val top1 ",
                      val_top1 == "none" || val_top1.empty() ? std::string("n/a") : percent(std::stod(val_top1)),

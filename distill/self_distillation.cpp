@@ -112,7 +112,8 @@ void SelfDistillation::take_snapshot(std::int64_t epoch) {
     // load_state_dict copies into the teacher's own tensors: they stay frozen and separate.
     snapshot_->teacher->load_state_dict(as_map(network_->state_dict()));
     snapshot_->teacher->eval();
-    *snapshot_->epoch.data<std::int64_t>() = epoch;
+    // the buffer may live on a GPU: its value is replaced, its identity kept
+    snapshot_->epoch.set_data(full({}, static_cast<double>(epoch), DType::i64, snapshot_->epoch.device()));
 }
 
 TrainerAddons SelfDistillation::addons() {

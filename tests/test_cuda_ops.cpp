@@ -479,3 +479,30 @@ TEST_CASE("cuda ops: bf16 and f16 products (16-bit GEMMs on the GPU) match the C
     }
     set_precision(Precision::f32);
 }
+
+TEST_CASE("cuda training: retort distill runs each mode on a GPU (distill, self_distill, born_again, dml)") {
+    if (!have_gpu()) return;
+    retort::testing::TempDir dir;
+    const std::string tools = std::string(RETORT_FIXTURES_DIR) + "/../../tools/";
+    const std::string small =
+        " --data synthetic:num_classes=10,size=160,test_size=32,channels=1,height=28,width=28"
+        " --set data.val_size=32 --set data.batch_size=16 --set run.epochs=2"
+        " --set run.max_steps_per_epoch=3 --device cuda";
+    // a teacher for mode distill, trained on the GPU too
+    retort::testing::CliRun teacher = retort::testing::run_retort(
+        "train --config " + tools + "fashion-resnet20.conf" + small + " --out " + (dir / "teacher"));
+    REQUIRE_MESSAGE(teacher.status == 0, teacher.output);
+    const std::vector<std::pair<std::string, std::string>> runs = {
+        {"distill-fashion-kd.conf", " --set distill.teacher_weights=" + (dir / "teacher/best.safetensors") +
+                                        " --set distill.teacher=resnet20:in_chans=1,num_classes=10"
+                                        " --set distill.teacher_cache=off"},
+        {"self-distill-fashion.conf", ""},
+        {"born-again-fashion.conf", " --set born_again.generations=1"},
+        {"dml-fashion.conf", ""}};
+    for (const auto& [config, extra] : runs) {
+        CAPTURE(config);
+        retort::testing::CliRun r = retort::testing::run_retort(
+            "distill --config " + tools + config + small + extra + " --out " + (dir / config));
+        CHECK_MESSAGE(r.status == 0, r.output);
+    }
+}

@@ -177,9 +177,6 @@ Outcome born_again(const RunRequest& request, const DistillConfig& dc) {
 // Builds the teacher, the student, the objectives and the trainer of one run and runs it.
 Outcome distill(const RunRequest& request) {
     DistillConfig dc = read_distill_config(request.config);
-    require(dc.train.run.device == "cpu" || dc.mode == "distill", "distill.mode = ", dc.mode,
-            " runs on the CPU only so far (run.device = ", dc.train.run.device,
-            "); mode = distill runs on a GPU");
     if (dc.mode == "dml") return mutual_learning(request, dc);
     if (dc.mode == "self_distill") return self_distill(request, dc);
     if (dc.mode == "born_again") return born_again(request, dc);
