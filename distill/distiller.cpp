@@ -192,15 +192,12 @@ Distiller::Distiller(const DistillConfig& config, std::shared_ptr<Model> student
     }
     const Device device = parse_device(config.train.run.device);
     require_available(device);
-    require(device.is_cpu() || config.teacher_cache == "off", "distill.teacher_cache = ",
-            config.teacher_cache, " runs on the CPU only so far; on ", device.str(),
-            " set distill.teacher_cache = off (the teacher's forward pass is cheap on a GPU)");
     check_model_fits_data(*teacher_, config.teacher, data, config.train);
     teacher_->eval();  // the check leaves a model in train mode
     choose_pairs(config);
     create_objectives(config, data);  // a trial batch on the CPU sizes the connectors
-    teacher_->to(device);             // the student and the objectives move with the Trainer
-    if (config.teacher_cache != "off") open_cache(config, data);
+    if (config.teacher_cache != "off") open_cache(config, data);  // fingerprints the CPU teacher
+    teacher_->to(device);  // the student and the objectives move with the Trainer
 }
 
 void Distiller::open_cache(const DistillConfig& config, const DatasetSplits& data) {

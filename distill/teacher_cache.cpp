@@ -441,6 +441,7 @@ Tensor cached_teacher_forward(TeacherCache& cache, Model& teacher, const Batch& 
         }
     }
 
+    const Device device = batch.images.device();  // where the teacher runs; the cache is on the CPU
     if (!jobs.empty()) {
         // The jobs' images as one batch (the batch itself when every row missed and nothing more).
         Tensor images = batch.images;
@@ -450,12 +451,13 @@ Tensor cached_teacher_forward(TeacherCache& cache, Model& teacher, const Batch& 
             Shape shape = batch.images.shape();
             shape[0] = M;
             images = Tensor::empty(shape);
+            const Tensor host_images = batch.images.to(Device::cpu());
             const std::int64_t image_floats = batch.images.numel() / B;
             for (std::int64_t m = 0; m < M; ++m) {
                 const Job& job = jobs[static_cast<std::size_t>(m)];
                 const float* src = nullptr;
                 if (job.batch_row >= 0) {
-                    src = batch.images.data<float>() + job.batch_row * image_floats;
+                    src = host_images.data<float>() + job.batch_row * image_floats;
                 } else {
                     require(job.image.numel() == image_floats && job.image.dtype() == DType::f32,
                             "teacher cache: a variant of a sample has shape ",
@@ -465,6 +467,7 @@ Tensor cached_teacher_forward(TeacherCache& cache, Model& teacher, const Batch& 
                 std::memcpy(images.data<float>() + m * image_floats, src,
                             static_cast<std::size_t>(image_floats) * sizeof(float));
             }
+            images = images.to(device);
         }
         Taps computed(std::vector<std::string>(layout.names.begin() + 1, layout.names.end()));
         std::vector<Tensor> fresh;
@@ -473,6 +476,7 @@ Tensor cached_teacher_forward(TeacherCache& cache, Model& teacher, const Batch& 
             fresh.push_back(teacher.forward(images, &computed));
         }
         for (std::size_t t = 1; t < layout.names.size(); ++t) fresh.push_back(computed.at(layout.names[t]));
+        for (Tensor& f : fresh) f = f.to(Device::cpu());  // rows are written from host memory
         for (std::size_t t = 0; t < fresh.size(); ++t)
             require(fresh[t].dtype() == DType::f32 && fresh[t].numel() == M * per_sample[t],
                     "teacher cache: the teacher's ", layout.names[t], " has shape ",
@@ -490,8 +494,8 @@ Tensor cached_teacher_forward(TeacherCache& cache, Model& teacher, const Batch& 
         }
     }
 
-    for (std::size_t t = 1; t < layout.names.size(); ++t) taps.put(layout.names[t], outputs[t]);
-    return outputs[0];
+    for (std::size_t t = 1; t < layout.names.size(); ++t) taps.put(layout.names[t], outputs[t].to(device));
+    return outputs[0].to(device);
 }
 
 }  // namespace retort

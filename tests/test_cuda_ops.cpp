@@ -496,13 +496,20 @@ TEST_CASE("cuda training: retort distill runs each mode on a GPU (distill, self_
         {"distill-fashion-kd.conf", " --set distill.teacher_weights=" + (dir / "teacher/best.safetensors") +
                                         " --set distill.teacher=resnet20:in_chans=1,num_classes=10"
                                         " --set distill.teacher_cache=off"},
+        {"distill-fashion-kd.conf", " --set distill.teacher_weights=" + (dir / "teacher/best.safetensors") +
+                                        " --set distill.teacher=resnet20:in_chans=1,num_classes=10"
+                                        " --set distill.teacher_cache=memory"
+                                        " --set data.train_transforms=flip"},
         {"self-distill-fashion.conf", ""},
         {"born-again-fashion.conf", " --set born_again.generations=1"},
         {"dml-fashion.conf", ""}};
+    int n = 0;
     for (const auto& [config, extra] : runs) {
         CAPTURE(config);
+        CAPTURE(extra);
         retort::testing::CliRun r = retort::testing::run_retort(
-            "distill --config " + tools + config + small + extra + " --out " + (dir / config));
+            "distill --config " + tools + config + small + extra + " --out " +
+            (dir / (config + std::to_string(n++))));
         CHECK_MESSAGE(r.status == 0, r.output);
     }
 }
