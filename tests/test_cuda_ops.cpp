@@ -174,7 +174,10 @@ TEST_CASE("cuda ops: permute, transpose, concat, stack, narrow, split") {
 TEST_CASE("cuda ops: batch norm (training and eval), layer norm, losses, norms") {
     if (!have_gpu()) return;
     Tensor x = input({8, 3, 6, 6}, 20), w = input({3}, 21), b = input({3}, 22);
+    for (bool with_cudnn : {true, false})  // training mode goes through cuDNN when it is there
     for (bool training : {true, false}) {
+        cuda::set_use_cudnn(with_cudnn);
+        CAPTURE(with_cudnn);
         Tensor rm = zeros({3}), rv = ones({3});
         Tensor gpu_rm = rm.to(Device::cuda()), gpu_rv = rv.to(Device::cuda());
         compare(training ? "batch_norm training" : "batch_norm eval",
@@ -187,6 +190,7 @@ TEST_CASE("cuda ops: batch norm (training and eval), layer norm, losses, norms")
         CHECK(relative_error(gpu_rm.to(Device::cpu()), rm) < 1e-6);
         CHECK(relative_error(gpu_rv.to(Device::cpu()), rv) < 1e-6);
     }
+    cuda::set_use_cudnn(true);
     Tensor tokens = input({4, 9, 16}, 23), lw = input({16}, 24), lb = input({16}, 25);
     compare("layer_norm", [](auto& v) { return layer_norm(v[0], {16}, v[1], v[2], 1e-6); },
             {tokens, lw, lb});

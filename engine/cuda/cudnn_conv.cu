@@ -17,8 +17,6 @@ bool use_cudnn() { return cudnn_wanted && cudnn_built(); }
 
 #if defined(RETORT_HAVE_CUDNN)
 
-#include <cudnn.h>
-
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,6 +24,7 @@ bool use_cudnn() { return cudnn_wanted && cudnn_built(); }
 #include <vector>
 
 #include "engine/precision.h"
+#include "engine/cuda/cudnn_common.cuh"
 #include "engine/cuda/launch.cuh"
 #include "engine/tensor.h"
 
@@ -33,27 +32,7 @@ namespace retort::cuda {
 
 namespace {
 
-void check_cudnn(cudnnStatus_t status, const char* call) {
-    if (status != CUDNN_STATUS_SUCCESS)
-        fail("cuDNN error in ", call, ": ", cudnnGetErrorString(status), " (",
-             static_cast<int>(status), ")");
-}
-
 constexpr std::size_t kMaxWorkspace = std::size_t(1) << 30;
-
-cudnnHandle_t handle_for(int device) {
-    constexpr int kMaxDevices = 64;
-    static std::mutex mutex;
-    static cudnnHandle_t handles[kMaxDevices] = {};
-    require(device >= 0 && device < kMaxDevices, "GPU index ", device, " is out of range");
-    std::lock_guard<std::mutex> lock(mutex);
-    if (handles[device] == nullptr) {
-        DeviceGuard guard(device);
-        check_cudnn(cudnnCreate(&handles[device]), "cudnnCreate");
-        check_cudnn(cudnnSetStream(handles[device], current_stream(device)), "cudnnSetStream");
-    }
-    return handles[device];
-}
 
 // The descriptors of one convolution shape and the algorithms chosen for it.
 struct ConvPlan {
@@ -160,7 +139,7 @@ const ConvPlan& plan_for(int device, DType dtype, const CudnnConvShape& s) {
     auto it = plans.find(key);
     if (it != plans.end()) return *it->second;
     DeviceGuard guard(device);
-    auto plan = std::make_unique<ConvPlan>(make_plan(handle_for(device), dtype, s));
+    auto plan = std::make_unique<ConvPlan>(make_plan(cudnn_handle(device), dtype, s));
     return *plans.emplace(key, std::move(plan)).first->second;
 }
 
@@ -182,7 +161,7 @@ void cudnn_conv_forward(Device device, DType dtype, const CudnnConvShape& s, con
     const double one = 1;
     const float one_f = 1, beta_f = static_cast<float>(beta);
     const bool f64 = dtype == DType::f64;
-    check_cudnn(cudnnConvolutionForward(handle_for(device.index),
+    check_cudnn(cudnnConvolutionForward(cudnn_handle(device.index),
                                         f64 ? static_cast<const void*>(&one) : &one_f, p.x, x, p.w,
                                         w, p.conv, p.forward, space.raw_device_data(),
                                         p.forward_bytes,
@@ -199,7 +178,7 @@ void cudnn_conv_backward_data(Device device, DType dtype, const CudnnConvShape& 
     const float one_f = 1, zero_f = 0;
     const bool f64 = dtype == DType::f64;
     check_cudnn(cudnnConvolutionBackwardData(
-                    handle_for(device.index), f64 ? static_cast<const void*>(&one) : &one_f, p.w,
+                    cudnn_handle(device.index), f64 ? static_cast<const void*>(&one) : &one_f, p.w,
                     w, p.y, dy, p.conv, p.backward_data, space.raw_device_data(), p.data_bytes,
                     f64 ? static_cast<const void*>(&zero) : &zero_f, p.x, dx),
                 "cudnnConvolutionBackwardData");
@@ -214,7 +193,7 @@ void cudnn_conv_backward_filter(Device device, DType dtype, const CudnnConvShape
     const float one_f = 1, zero_f = 0;
     const bool f64 = dtype == DType::f64;
     check_cudnn(cudnnConvolutionBackwardFilter(
-                    handle_for(device.index), f64 ? static_cast<const void*>(&one) : &one_f, p.x,
+                    cudnn_handle(device.index), f64 ? static_cast<const void*>(&one) : &one_f, p.x,
                     x, p.y, dy, p.conv, p.backward_filter, space.raw_device_data(),
                     p.filter_bytes, f64 ? static_cast<const void*>(&zero) : &zero_f, p.w, dw),
                 "cudnnConvolutionBackwardFilter");

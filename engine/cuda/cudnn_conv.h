@@ -18,8 +18,8 @@ namespace retort::cuda {
 
 // Was retort built with cuDNN?
 bool cudnn_built();
-// Does conv2d on a GPU take cuDNN (default: whenever built with it)? Off, it runs the kernels
-// of engine/kernels/conv.h: the GPU tests compare both paths with the CPU.
+// Do conv2d and batch norm (training mode) on a GPU take cuDNN (default: whenever built with
+// it)? Off, they run the kernels of engine/kernels/: the GPU tests compare both paths with the CPU.
 void set_use_cudnn(bool use);
 bool use_cudnn();
 

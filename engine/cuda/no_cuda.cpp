@@ -5,6 +5,7 @@
 
 #include "engine/cuda/blas.h"
 #include "engine/cuda/cudnn_conv.h"
+#include "engine/cuda/cudnn_norm.h"
 #include "engine/cuda/device_memory.h"
 #include "engine/cuda/fft.h"
 #include "engine/cuda/launch.h"
@@ -61,6 +62,17 @@ void cudnn_conv_backward_data(Device, DType, const CudnnConvShape&, const void*,
 }
 void cudnn_conv_backward_filter(Device, DType, const CudnnConvShape&, const void*, const void*,
                                 void*) {
+    no_backend();
+}
+
+void cudnn_batch_norm_forward_training(Device, DType, const CudnnBatchNormShape&, const void*,
+                                       void*, const void*, const void*, void*, void*, double,
+                                       double, void*, void*) {
+    no_backend();
+}
+void cudnn_batch_norm_backward(Device, DType, const CudnnBatchNormShape&, const void*,
+                               const void*, const void*, void*, void*, void*, double, const void*,
+                               const void*) {
     no_backend();
 }
 

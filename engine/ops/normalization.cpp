@@ -25,6 +25,8 @@
 #include <cmath>
 
 #include "engine/autograd.h"
+#include "engine/cuda/cudnn_conv.h"
+#include "engine/cuda/cudnn_norm.h"
 #include "engine/cuda/launch.h"
 #include "engine/kernels/normalization.h"
 #include "engine/parallel.h"
@@ -262,11 +264,49 @@ const T* optional_data(const Tensor& t) {
     return t.defined() ? t.device_data<T>() : nullptr;
 }
 
+// Training mode through cuDNN (engine/cuda/cudnn_norm.h): statistics, running update and
+// the normalization in one call, and its backward in another.
+Tensor batch_norm_cudnn(const Tensor& x, Tensor running_mean, Tensor running_var,
+                        const Tensor& weight, const Tensor& bias, double momentum, double eps) {
+    const Device device = x.device();
+    const ChannelLayout l = channel_layout(x.shape());
+    const cuda::CudnnBatchNormShape shape{l.B, l.C, l.S};
+    // cuDNN always takes a scale and a shift
+    const Tensor w = weight.defined() ? weight.detach() : ones({l.C}, x.dtype(), device);
+    const Tensor b = bias.defined() ? bias.detach() : zeros({l.C}, x.dtype(), device);
+    Tensor y = Tensor::empty(x.shape(), x.dtype(), device);
+    Tensor save_mean = Tensor::empty({l.C}, x.dtype(), device);
+    Tensor save_invstd = Tensor::empty({l.C}, x.dtype(), device);
+    cuda::cudnn_batch_norm_forward_training(
+        device, x.dtype(), shape, x.raw_device_data(), y.raw_device_data(), w.raw_device_data(),
+        b.raw_device_data(), running_mean.defined() ? running_mean.raw_device_data() : nullptr,
+        running_var.defined() ? running_var.raw_device_data() : nullptr, momentum, eps,
+        save_mean.raw_device_data(), save_invstd.raw_device_data());
+    if (!needs_grad({x, weight, bias})) return y;
+    record(y, "batch_norm", {x, weight, bias},
+           [sx = x.detach(), w, save_mean, save_invstd, shape, eps, need_w = weight.defined(),
+            need_b = bias.defined()](const Tensor& dy) {
+               Tensor dx = Tensor::empty(sx.shape(), sx.dtype(), dy.device());
+               Tensor dw = Tensor::empty({shape.channels}, sx.dtype(), dy.device());
+               Tensor db = Tensor::empty({shape.channels}, sx.dtype(), dy.device());
+               cuda::cudnn_batch_norm_backward(dy.device(), sx.dtype(), shape, sx.raw_device_data(),
+                                               dy.raw_device_data(), w.raw_device_data(),
+                                               dx.raw_device_data(), dw.raw_device_data(),
+                                               db.raw_device_data(), eps,
+                                               save_mean.raw_device_data(),
+                                               save_invstd.raw_device_data());
+               return std::vector<Tensor>{dx, need_w ? dw : Tensor(), need_b ? db : Tensor()};
+           });
+    return y;
+}
+
 template <class T>
 Tensor batch_norm_gpu(const Tensor& x, Tensor running_mean, Tensor running_var,
                       const Tensor& weight, const Tensor& bias, bool training, double momentum,
                       double eps) {
     const Device device = x.device();
+    if (training && cuda::use_cudnn())
+        return batch_norm_cudnn(x, running_mean, running_var, weight, bias, momentum, eps);
     const ChannelLayout l = channel_layout(x.shape());
     const kernels::ChannelShape shape{l.B, l.C, l.S};
     auto per_channel = [&] { return Tensor::empty({l.C}, DType::f64, device); };
