@@ -74,3 +74,16 @@ TEST_CASE("cuda: tensors on a GPU: a clear error without one, copies and gradien
     CHECK_THROWS_WITH_AS(on_gpu.data<float>(), doctest::Contains("has no CUDA kernel yet"), Error);
     CHECK(Tensor::empty({1}, DType::f32, Device::cuda(0)).to(Device::cpu()).numel() == 1);
 }
+
+TEST_CASE("cuda: pinned host tensors need a GPU, and are ordinary CPU tensors with one") {
+    if (cuda::device_count() == 0) {
+        CHECK_THROWS_AS(Tensor::empty_pinned({4}), Error);  // a clear error, not a crash
+        MESSAGE("skipped the pinned copy: no CUDA device (CUDA built in: ", cuda::built(), ")");
+        return;
+    }
+    Tensor pinned = Tensor::empty_pinned({3});
+    CHECK(pinned.device().is_cpu());
+    CHECK(pinned.impl().storage->pinned());
+    for (int i = 0; i < 3; ++i) pinned.data<float>()[i] = static_cast<float>(i + 1);
+    CHECK(pinned.to(Device::cuda()).to_vector<float>() == std::vector<float>{1, 2, 3});
+}
