@@ -195,7 +195,7 @@ public:
             Tensor s =
                 student_grid(tokens.student, "pair '" + tokens.name + "': the student feature");
             add(options_.feature_weight,
-                mse_loss(group_linear(s), index_select(teacher_tokens, 1, group_order_)));
+                mse_loss(group_linear(s), index_select(teacher_tokens, 1, group_order_.to(teacher_tokens.device()))));
         }
         return total;
     }
@@ -271,7 +271,8 @@ private:
         Tensor positions = transpose(s.reshape({s.size(0), s.size(1), side_ * side_}), 1, 2);
         std::vector<Tensor> parts;
         for (std::size_t i = 0; i < group_index_.size(); ++i)
-            parts.push_back(group_linears_->apply(i, index_select(positions, 1, group_index_[i])));
+            parts.push_back(group_linears_->apply(
+                i, index_select(positions, 1, group_index_[i].to(positions.device()))));
         return concat(parts, 1);
     }
 

@@ -86,7 +86,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
     const std::int64_t edge = k - 1 - padding;
     spread = pad(spread, {edge, edge - (s - 1), edge, edge - (s - 1)});
     // The equivalent direct convolution's kernel: in/out swapped, spatially flipped.
-    Tensor reversed = arange(k - 1, -1, -1, DType::i64);
+    Tensor reversed = arange(k - 1, -1, -1, DType::i64).to(weight.device());
     Tensor w = permute(weight, {1, 0, 2, 3});
     w = index_select(index_select(w, 2, reversed), 3, reversed);
     return conv2d(spread, w, bias);

@@ -115,7 +115,7 @@ Tensor low_pass(const Tensor& spectrum, std::int64_t keep) {
         std::vector<std::int64_t> rows;
         for (std::int64_t r = 0; r < keep; ++r) rows.push_back(r);
         for (std::int64_t r = H - keep + 1; r < H; ++r) rows.push_back(r);
-        out = index_select(out, 2, from_vector(rows));
+        out = index_select(out, 2, from_vector(rows).to(out.device()));
     }
     if (keep < K) out = narrow(out, 3, 0, keep);
     return out;

@@ -61,7 +61,7 @@ void check_labels(const ObjectiveInputs& in, const char* objective) {
 
 Tensor label_mask(const Tensor& labels, std::int64_t classes, DType dtype) {
     // (B, 1) == (K) broadcasts to (B, K): 1 where the class index equals the label
-    return eq(labels.detach().unsqueeze(1), arange(classes)).to(dtype);
+    return eq(labels.detach().unsqueeze(1), arange(classes).to(labels.device())).to(dtype);
 }
 
 }  // namespace retort

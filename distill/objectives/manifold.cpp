@@ -100,7 +100,7 @@ Relations relations(const Tensor& tokens, const Tensor& sampled) {
     const std::int64_t b = tokens.size(0), n = tokens.size(1), c = tokens.size(2);
     Tensor f = normalize(tokens, 2.0, 2);
     Tensor by_position = permute(f, {1, 0, 2});  // (N, B, C)
-    Tensor rows = index_select(f.reshape({b * n, c}), 0, sampled);
+    Tensor rows = index_select(f.reshape({b * n, c}), 0, sampled.to(f.device()));
     return {matmul(f, transpose(f, 1, 2)), matmul(by_position, transpose(by_position, 1, 2)),
             matmul(rows, transpose(rows, 0, 1))};
 }

@@ -184,7 +184,7 @@ private:
 
     // (B) int64 -> (B, K) with 1 at each label.
     static Tensor one_hot(const Tensor& labels, std::int64_t classes, DType dtype) {
-        Tensor columns = arange(classes).unsqueeze(0);
+        Tensor columns = arange(classes).unsqueeze(0).to(labels.device());
         return eq(labels.to(DType::i64).unsqueeze(1), columns).to(dtype);
     }
 

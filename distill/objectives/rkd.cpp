@@ -35,7 +35,7 @@ Tensor pairwise_distances(const Tensor& e) {
                      2.0 * matmul(e, transpose(e, 0, 1));
     Tensor distances = sqrt(clamp(squared, 1e-12, std::nullopt));
     // Zeroing the diagonal by a mask also stops its gradient, as the reference's assignment does.
-    Tensor index = arange(batch);
+    Tensor index = arange(batch).to(e.device());
     Tensor off_diagonal = ne(index.unsqueeze(1), index.unsqueeze(0)).to(e.dtype());
     return distances * off_diagonal;
 }
