@@ -31,6 +31,7 @@
 #include "data/batch_transforms.h"
 #include "data/sample_rng.h"
 #include "data/transforms.h"
+#include "engine/dist/communicator.h"
 #include "engine/error.h"
 #include "engine/parallel.h"
 
@@ -93,10 +94,14 @@ Tensor load_sample(const BatchRecipe& r, std::int64_t index, std::int64_t epoch,
 // epoch was abandoned; the caller then discards it.
 Batch build_batch(const BatchRecipe& r, const std::vector<std::int64_t>& order, std::int64_t epoch,
                   std::int64_t b, const std::function<bool()>& cancelled) {
-    const std::int64_t first = b * r.options->batch_size;
-    const std::int64_t count = std::min<std::int64_t>(r.options->batch_size,
-                                                      static_cast<std::int64_t>(order.size()) - first);
+    const std::int64_t whole = std::min<std::int64_t>(
+        r.options->batch_size, static_cast<std::int64_t>(order.size()) - b * r.options->batch_size);
+    // this rank's piece of the batch (all of it in a single process)
+    const dist::Range piece = dist::shard_range(whole, r.options->shard_rank, r.options->shard_count);
+    const std::int64_t first = b * r.options->batch_size + piece.begin;
+    const std::int64_t count = piece.end - piece.begin;
     Batch batch;
+    batch.global_size = whole;
     batch.indices.assign(order.begin() + first, order.begin() + first + count);
     std::vector<std::int64_t> labels(static_cast<std::size_t>(count));
     const bool numbered = !r.batch_transform && r.transforms->variants() > 0;
@@ -124,7 +129,7 @@ Batch build_batch(const BatchRecipe& r, const std::vector<std::int64_t>& order, 
         std::memcpy(batch.images.data<float>() + i * image.numel(), image.data<float>(), bytes);
     }
     batch.labels = from_vector(labels, {count});
-    if (r.batch_transform) {
+    if (r.batch_transform && count > 0) {
         SampleRng rng = SampleRng::for_batch(r.options->seed, static_cast<std::uint64_t>(epoch),
                                              static_cast<std::uint64_t>(b));
         r.batch_transform->apply(batch, r.dataset->num_classes(), rng);
@@ -221,6 +226,9 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
     require(dataset_ != nullptr, "DataLoader: no dataset");
     require(options_.batch_size >= 1, "DataLoader: batch_size must be at least 1, got ",
             options_.batch_size);
+    require(options_.shard_count >= 1 && options_.shard_rank >= 0 &&
+                options_.shard_rank < options_.shard_count,
+            "DataLoader: shard ", options_.shard_rank, " of ", options_.shard_count, " does not exist");
     require(options_.workers >= 0 && options_.workers <= 256,
             "DataLoader: workers must be in [0, 256], got ", options_.workers);
     require(options_.prefetch >= 1, "DataLoader: prefetch must be at least 1, got ",
@@ -287,7 +295,7 @@ bool DataLoader::next(Batch& batch) {
     if (built.error) std::rethrow_exception(built.error);
     batch = std::move(built.batch);
     if (options_.device.is_cuda()) {  // delivered where the model is
-        batch.images = batch.images.to(options_.device);
+        if (batch.images.defined()) batch.images = batch.images.to(options_.device);  // undefined: no samples here
         batch.labels = batch.labels.to(options_.device);
         if (batch.targets.defined()) batch.targets = batch.targets.to(options_.device);
     }

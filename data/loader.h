@@ -22,6 +22,9 @@ struct Batch {
     Tensor targets;   // (B, K) float32 class probabilities when mixup/cutmix mixed the labels;
                       // undefined otherwise (train on `labels`)
     std::vector<std::int64_t> indices;  // dataset index of each sample (teacher-output caches)
+    // Samples of the whole batch over every rank of a data-parallel run (this process's share is
+    // labels.numel(), possibly 0 for a last batch smaller than the number of ranks).
+    std::int64_t global_size = 0;
     // Which of the transforms' variants (TransformPipeline::variants) each sample's image is;
     // empty when the transforms have too many to number or a batch transform mixed the images.
     std::vector<std::int64_t> variants;
@@ -42,6 +45,12 @@ struct LoaderOptions {
     // Where next() delivers batches. For a GPU the workers build each batch in pinned host
     // memory and next() copies it over (images, labels and mixed targets).
     Device device = Device::cpu();
+    // Data parallel: this process is rank `shard_rank` of `shard_count` and builds only its piece
+    // of every batch (dist::shard_range of the batch's positions). The epoch's sample order, the
+    // batch boundaries and each sample's augmentation are the single process's, so the ranks
+    // together see exactly the batches one process would.
+    int shard_rank = 0;
+    int shard_count = 1;
 };
 
 class DataLoader {

@@ -31,6 +31,7 @@
 #include "distill/mutual_learning.h"
 #include "distill/self_distillation.h"
 #include "engine/autograd.h"
+#include "engine/dist/communicator.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/json.h"
 #include "engine/io/safetensors.h"
@@ -260,13 +261,18 @@ void BornAgain::message(const std::string& line) const {
 
 BornAgainSummary BornAgain::start(const std::string& run_dir, const GenerationRunner& runner) {
     check_new_run_dir(run_dir, "distill");
-    std::error_code ec;
-    fs::create_directories(run_dir, ec);
-    require(!ec && fs::is_directory(run_dir), "cannot create run directory ", run_dir, ": ",
-            ec.message());
-    Config saved = config_.resolved;
-    saved.set("run.dir", run_dir, "born_again");
-    saved.save((fs::path(run_dir) / "config").string());
+    // Several ranks: all check before rank 0 creates (then it writes alone).
+    const std::shared_ptr<dist::Communicator> ranks = dist::world();
+    if (ranks->size() > 1) ranks->barrier("the check of the run directory");
+    if (ranks->is_root()) {
+        std::error_code ec;
+        fs::create_directories(run_dir, ec);
+        require(!ec && fs::is_directory(run_dir), "cannot create run directory ", run_dir, ": ",
+                ec.message());
+        Config saved = config_.resolved;
+        saved.set("run.dir", run_dir, "born_again");
+        saved.save((fs::path(run_dir) / "config").string());
+    }
     return train_generations(run_dir, runner);
 }
 
@@ -283,7 +289,8 @@ BornAgainSummary BornAgain::resume(const std::string& run_dir, const GenerationR
             run_dir, " has finished ", n == 1 ? "its generation" : cat("all ", n, " generations"),
             " after generation 0; to add generations, resume with --set born_again.generations=N (N > ",
             n, ")");
-    config_.resolved.save((fs::path(run_dir) / "config").string());  // records a raised generations
+    if (dist::world()->is_root())
+        config_.resolved.save((fs::path(run_dir) / "config").string());  // records a raised generations
     return train_generations(run_dir, runner);
 }
 
@@ -295,7 +302,7 @@ BornAgainSummary BornAgain::train_generations(const std::string& run_dir,
     for (std::int64_t k = first_weights_.empty() ? 0 : 1; k <= config_.born_again.generations; ++k)
         train_generation(k, run_dir, runner);
     BornAgainSummary summary = summarize(run_dir);
-    write_generations_summary(run_dir, summary);
+    if (dist::world()->is_root()) write_generations_summary(run_dir, summary);
     return summary;
 }
 

@@ -31,6 +31,7 @@
 #include <map>
 
 #include "distill/checkpoint.h"
+#include "engine/dist/communicator.h"
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "models/registry.h"
@@ -238,14 +239,15 @@ std::string MutualLearning::end_epoch(std::int64_t epoch, const std::string& run
         const bool best = std::isnan(val) || val > best_val[i];
         std::map<std::string, std::string> metadata = {{"model", peer_specs_[i]},
                                                        {"epoch", std::to_string(epoch)}};
-        save_weights(peer_file(run_dir, k, "last"), *peers_[i], metadata);
+        const bool writer = dist::world()->is_root();  // with several ranks, rank 0 writes
+        if (writer) save_weights(peer_file(run_dir, k, "last"), *peers_[i], metadata);
         last_test[i] = test;
         if (best) {
             if (!std::isnan(val)) best_val[i] = val;
             best_epoch[i] = epoch;
             best_test[i] = test;
             metadata["val_top1"] = std::isnan(val) ? "none" : cat(std::fixed, std::setprecision(4), val);
-            save_weights(peer_file(run_dir, k, "best"), *peers_[i], metadata);
+            if (writer) save_weights(peer_file(run_dir, k, "best"), *peers_[i], metadata);
         }
         line += cat(i > 0 ? ";" : "", " peer ", k, peer_result(val, test, best));
     }

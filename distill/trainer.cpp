@@ -186,7 +186,7 @@ TopkHits count_topk(const Tensor& logits, const Tensor& labels) {
     return hits;
 }
 
-EvalResult evaluate(Model& model, DataLoader& loader) {
+EvalResult evaluate(Model& model, DataLoader& loader, dist::Communicator* ranks) {
     model.eval();
     NoGradGuard no_grad;
     EvalResult r;
@@ -195,12 +195,22 @@ EvalResult evaluate(Model& model, DataLoader& loader) {
     Batch batch;
     loader.start_epoch(0);
     while (loader.next(batch)) {
+        if (batch.labels.numel() == 0) continue;  // a last batch smaller than the ranks: not ours
         Tensor logits = model.forward(batch.images);
         loss_sum += cross_entropy(logits, batch.labels, "sum").item();
         const TopkHits hits = count_topk(logits, batch.labels);
         top1 += hits.top1;
         top5 += hits.top5;
         r.count += batch.labels.numel();
+    }
+    if (ranks && ranks->size() > 1) {
+        const std::vector<double> sums = ranks->sum(
+            {loss_sum, static_cast<double>(top1), static_cast<double>(top5), static_cast<double>(r.count)},
+            "the evaluation's sums");
+        loss_sum = sums[0];
+        top1 = std::llround(sums[1]);
+        top5 = std::llround(sums[2]);
+        r.count = std::llround(sums[3]);
     }
     if (r.count > 0) {
         r.loss = loss_sum / r.count;
@@ -324,13 +334,19 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     : config_(std::move(config)),
       model_(std::move(model)),
       data_(std::move(data)),
-      addons_(std::move(addons)) {
+      addons_(std::move(addons)),
+      comm_(dist::world()) {
     internal_check(model_ != nullptr, "Trainer needs a model");
     internal_check(addons_.pre_stage_epochs >= 0, "negative pre-stage epochs");
     require(has_samples(data_.train), "the training split is empty");
     if (config_.run.threads > 0) set_num_threads(config_.run.threads);
     device_ = parse_device(config_.run.device);
     require_available(device_);
+    if (comm_->size() > 1 && device_.is_cuda() && comm_->backend() == "mpi" && dist::have_nccl())
+        comm_ = dist::nccl_communicator(*comm_, device_);  // GPU ranks reduce over NCCL
+    const int rank = comm_->rank(), ranks = comm_->size();
+    require(ranks == 1 || config_.data.batch_size >= ranks, "data.batch_size = ", config_.data.batch_size,
+            " is the batch of all ranks together: it must be at least the number of ranks (", ranks, ")");
     set_precision(parse_precision(config_.run.precision));
 
     LoaderOptions train_options;
@@ -341,11 +357,18 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     train_options.seed = config_.run.seed;
     train_options.transforms = config_.data.train_transforms;
     train_options.batch_transform = config_.data.batch_transform;
+    train_options.shard_rank = rank;
+    train_options.shard_count = ranks;
     train_loader_ = std::make_unique<DataLoader>(data_.train, train_options);
-    if (has_samples(data_.val))
-        val_loader_ = std::make_unique<DataLoader>(data_.val, eval_loader_options(config_));
-    if (has_samples(data_.test))
-        test_loader_ = std::make_unique<DataLoader>(data_.test, eval_loader_options(config_));
+    // Evaluation is sharded too, unless an extra evaluation (mutual learning's peers) reads the
+    // loader: it computes per-process numbers, so each rank then evaluates the whole split.
+    LoaderOptions eval_options = eval_loader_options(config_);
+    if (!addons_.evaluate) {
+        eval_options.shard_rank = rank;
+        eval_options.shard_count = ranks;
+    }
+    if (has_samples(data_.val)) val_loader_ = std::make_unique<DataLoader>(data_.val, eval_options);
+    if (has_samples(data_.test)) test_loader_ = std::make_unique<DataLoader>(data_.test, eval_options);
 
     steps_per_epoch_ = train_loader_->batches_per_epoch();
     if (config_.run.max_steps_per_epoch > 0)
@@ -358,6 +381,17 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     const auto named = trained_parameters(*model_, addons_.objectives.get());
     for (const auto& [_, p] : named) params_.push_back(p);
     optimizer_ = make_optimizer(config_.optim, named);
+    if (ranks > 1) {
+        reducer_ = std::make_unique<dist::GradientReducer>(comm_, params_);
+        // The replicas start from rank 0's weights and buffers (they were drawn from the same
+        // seed, but a replica that differs in one bit would drift: make it certain).
+        std::vector<Tensor> state;
+        for (const auto& [_, p] : model_->named_parameters()) state.push_back(p);
+        if (addons_.objectives)
+            for (const auto& [_, p] : addons_.objectives->named_parameters()) state.push_back(p);
+        for (const Tensor& b : module_buffers(*model_, addons_.objectives.get())) state.push_back(b);
+        reducer_->broadcast_from(0, state);
+    }
     schedule_ = make_schedule(config_.schedule, config_.run.epochs, steps_per_epoch_);
     if (addons_.pre_stage_epochs > 0)
         schedule_ = std::make_unique<AfterPreStage>(std::move(schedule_),
@@ -426,16 +460,19 @@ void Trainer::set_console(std::FILE* out, bool live) {
 }
 
 void Trainer::start(const std::string& run_dir, const Config& config) {
-    check_new_run_dir(run_dir);
-    std::error_code ec;
-    fs::create_directories(run_dir, ec);
-    require(!ec && fs::is_directory(run_dir), "cannot create run directory ", run_dir, ": ",
-            ec.message());
-    config.save((fs::path(run_dir) / "config").string());
+    check_new_run_dir(run_dir);  // every rank checks, so every rank fails alike
+    if (comm_->size() > 1) comm_->barrier("the check of the run directory");
+    if (writes_files()) {
+        std::error_code ec;
+        fs::create_directories(run_dir, ec);
+        require(!ec && fs::is_directory(run_dir), "cannot create run directory ", run_dir, ": ",
+                ec.message());
+        config.save((fs::path(run_dir) / "config").string());
+        metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), -1, metrics_columns());
+    }
     run_dir_ = run_dir;
     progress_ = TrainProgress{};
     progress_.loss_scale = config_.run.loss_scale;  // a resumed run reads its own checkpoint's
-    metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), -1, metrics_columns());
     seconds_at_start_ = 0;  // run() restarts the clock; this one times the first save
     clock_start_ns_ = now_ns();
     // The starting point: resuming from it is starting again with the same seed, so a run killed
@@ -466,18 +503,22 @@ void Trainer::resume(const std::string& run_dir) {
             addons_.term_names.size(), " terms");
     restore_checkpoint(checkpoint, path, *model_, *optimizer_, config_.model,
                        addons_.objectives.get());
-    remove_stale_temporary_files(run_dir);  // what a kill during a save left
     run_dir_ = run_dir;
     progress_ = checkpoint.progress;
     checkpoint_note_ = cat(path, " (", describe_position(progress_), ")");
-    metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), progress_.step,
-                          metrics_columns());
+    // Every rank has read the checkpoint before rank 0 touches the directory.
+    if (comm_->size() > 1) comm_->barrier("reading the checkpoint");
+    if (writes_files()) {
+        remove_stale_temporary_files(run_dir);  // what a kill during a save left
+        metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), progress_.step,
+                              metrics_columns());
+    }
 }
 
 double Trainer::elapsed() const { return seconds_at_start_ + (now_ns() - clock_start_ns_) * 1e-9; }
 
 const TrainProgress& Trainer::run(std::int64_t until_epoch) {
-    require(metrics_.is_open(), "Trainer::run: call start() or resume() first");
+    require(!run_dir_.empty(), "Trainer::run: call start() or resume() first");
     if (until_epoch <= 0) until_epoch = total_epochs();
     until_epoch = std::min(until_epoch, total_epochs());
     seconds_at_start_ = progress_.seconds;
@@ -487,12 +528,25 @@ const TrainProgress& Trainer::run(std::int64_t until_epoch) {
         if (!train_epoch(epoch)) break;
         // A stop asked for during the evaluation: the epoch's checkpoint is already the place
         // to continue from.
-        if (stop_requested() && epoch + 1 < until_epoch) {
+        if (agreed_stop() && epoch + 1 < until_epoch) {
             stopped_ = true;
             printer_.message(cat("stopped: the checkpoint ", checkpoint_note_, " is where the run continues"));
         }
     }
+    // Rank 0's files (best.safetensors, the checkpoint) are complete before any rank reads them
+    // (the next born-again generation loads its teacher from there).
+    if (comm_->size() > 1) comm_->barrier("the end of the run");
     return progress_;
+}
+
+bool Trainer::agreed_stop() {
+    if (comm_->size() == 1) return stop_requested();
+    return comm_->sum({stop_requested() ? 1.0 : 0.0}, "the stop flags")[0] > 0;
+}
+
+void Trainer::share_buffers() {
+    if (!reducer_) return;
+    reducer_->broadcast_from(0, module_buffers(*model_, addons_.objectives.get()));
 }
 
 std::string Trainer::stage_of(std::int64_t epoch) const {
@@ -524,8 +578,11 @@ bool Trainer::train_epoch(std::int64_t epoch) {
     train_loader_->start_epoch(epoch, tally.steps);
 
     Batch batch;
+    stop_seen_ = false;
     while (tally.steps < steps_per_epoch_) {
-        if (stop_requested()) {
+        // One process reads its flag; ranks read the flag summed with the last step's numbers, so
+        // that all of them stop after the same step.
+        if (comm_->size() == 1 ? stop_requested() : stop_seen_) {
             save_stop_checkpoint();
             return false;
         }
@@ -573,21 +630,55 @@ void Trainer::train_step(std::int64_t epoch, const Batch& batch) {
         buffers = module_buffers(*model_, addons_.objectives.get());
         buffers_before = copy_of(buffers);
     }
-    LossOutput out = loss_(*model_, batch, ctx);
-    internal_check(out.terms.size() == tally.window_terms.size(),
-                   "the loss function returned another number of terms than the trainer's addons name");
+    // This process's share of the batch (all of it, unless several ranks split it; possibly none
+    // of it when the last batch has fewer samples than there are ranks).
+    const std::int64_t local = batch.labels.numel();
+    const std::int64_t whole = batch.global_size > 0 ? batch.global_size : local;
+    const bool parallel = comm_->size() > 1;
+    LossOutput out;
+    double loss = 0;
+    TopkHits hits;
+    std::vector<double> terms(tally.window_terms.size(), 0.0);
+    if (local > 0) {
+        out = loss_(*model_, batch, ctx);
+        internal_check(out.terms.size() == tally.window_terms.size(),
+                       "the loss function returned another number of terms than the trainer's addons name");
+        loss = out.loss.item();
+        hits = count_topk(out.logits.detach(), batch.labels);
+        terms = out.terms;
+    }
+    const double share = static_cast<double>(local) / static_cast<double>(whole);
+    if (parallel) {
+        // The whole batch's numbers, the same on every rank: its mean loss and terms (each rank's
+        // weighted by its share of the batch), its hits, and whether any rank was asked to stop.
+        std::vector<double> numbers{loss * share, static_cast<double>(hits.top1),
+                                    static_cast<double>(hits.top5), stop_requested() ? 1.0 : 0.0};
+        for (double term : terms) numbers.push_back(term * share);
+        numbers = comm_->sum(std::move(numbers), "the step's loss and counts");
+        loss = numbers[0];
+        hits.top1 = std::llround(numbers[1]);
+        hits.top5 = std::llround(numbers[2]);
+        stop_seen_ = numbers[3] > 0;
+        for (std::size_t k = 0; k < terms.size(); ++k) terms[k] = numbers[4 + k];
+    }
     // Checked before backward and the update, so a NaN never reaches the weights.
-    const double loss = out.loss.item();
     double grad_norm = 0;
     bool finite = std::isfinite(loss);
     bool overflow = false;  // f16: the scaled gradients overflowed; the step is skipped, not failed
     if (finite) {
         optimizer_->zero_grad();
-        if (precision() == Precision::f16) {
-            overflow = !scaled_backward(out.loss);
-        } else {
-            out.loss.backward();
+        Tensor objective = out.loss;  // undefined when this rank has no samples in the batch
+        if (local > 0) {
+            // d(whole batch's mean)/d(this rank's mean) = its share; the reducer then sums.
+            if (parallel) objective = mul(objective, scalar_tensor(share, objective.dtype(), objective.device()));
+            if (precision() == Precision::f16)  // float16 products: scale the loss (see below)
+                objective = mul(objective, scalar_tensor(progress_.loss_scale, objective.dtype(),
+                                                         objective.device()));
         }
+        if (reducer_) reducer_->begin(objective);
+        if (local > 0) objective.backward();
+        if (reducer_) reducer_->finish();
+        if (precision() == Precision::f16) overflow = !unscale_gradients();
         if (!overflow && config_.optim.clip_grad_norm > 0) {
             grad_norm = clip_grad_norm(params_, config_.optim.clip_grad_norm);
             finite = std::isfinite(grad_norm);
@@ -599,14 +690,12 @@ void Trainer::train_step(std::int64_t epoch, const Batch& batch) {
     } else if (finite) {
         optimizer_->step();
         progress_.consecutive_skipped = 0;
-        const TopkHits hits = count_topk(out.logits.detach(), batch.labels);
-        const std::int64_t images = batch.labels.numel();
         tally.loss += loss;
         ++tally.trained;
         tally.window_loss += loss;
-        for (std::size_t k = 0; k < out.terms.size(); ++k) tally.window_terms[k] += out.terms[k];
+        for (std::size_t k = 0; k < terms.size(); ++k) tally.window_terms[k] += terms[k];
         ++tally.window_steps;
-        tally.window_images += images;
+        tally.window_images += whole;
         tally.window_top1 += hits.top1;
         tally.window_top5 += hits.top5;
     } else {
@@ -614,20 +703,19 @@ void Trainer::train_step(std::int64_t epoch, const Batch& batch) {
         restore_values(buffers, buffers_before);
         ++tally.window_skipped;
     }
-    tally.images += batch.labels.numel();
+    tally.images += whole;
     ++tally.steps;
     ++progress_.step;
     if (progress_.step % config_.run.log_every == 0) write_train_row(epoch);
 }
 
 // Loss scaling for float16 products (PyTorch's GradScaler, with its defaults): the loss is
-// multiplied by the scale before backward, so that small gradients do not underflow float16; the
-// gradients are divided by it again before any clipping or update. When they overflow (an
-// infinite or NaN norm) the step is skipped and the scale halved; after 2000 good steps in a row
-// it doubles. Returns false on an overflow.
-bool Trainer::scaled_backward(const Tensor& loss) {
+// multiplied by the scale before backward (train_step), so that small gradients do not underflow
+// float16; here the gradients (summed over the ranks, if several) are divided by it again before
+// any clipping or update. When they overflow (an infinite or NaN norm) the step is skipped and the
+// scale halved; after 2000 good steps in a row it doubles. Returns false on an overflow.
+bool Trainer::unscale_gradients() {
     TrainProgress& p = progress_;
-    mul(loss, scalar_tensor(p.loss_scale, loss.dtype(), loss.device())).backward();
     const double scaled_norm = clip_grad_norm(params_, INFINITY);  // measures, clips nothing
     if (!std::isfinite(scaled_norm)) {
         p.loss_scale = std::max(p.loss_scale * 0.5, 1.0);
@@ -686,7 +774,7 @@ void Trainer::write_train_row(std::int64_t epoch) {
         row.extra.push_back(format_cell(sum / steps));
         sum = 0;
     }
-    metrics_.append(row);
+    if (writes_files()) metrics_.append(row);
     t.window_loss = 0;
     t.window_steps = t.window_images = t.window_top1 = t.window_top5 = t.window_skipped = 0;
 }
@@ -694,8 +782,10 @@ void Trainer::write_train_row(std::int64_t epoch) {
 void Trainer::save_position_checkpoint() {
     const std::string path = (fs::path(run_dir_) / "last.safetensors").string();
     progress_.seconds = elapsed();
-    metrics_.sync();  // the rows first: a checkpoint never outlives the rows before it
-    save_checkpoint(path, *model_, *optimizer_, progress_, config_.model, addons_.objectives.get());
+    if (writes_files()) {
+        metrics_.sync();  // the rows first: a checkpoint never outlives the rows before it
+        save_checkpoint(path, *model_, *optimizer_, progress_, config_.model, addons_.objectives.get());
+    }
     checkpoint_note_ = cat(path, " (", describe_position(progress_), ")");
 }
 
@@ -720,7 +810,7 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
         result = EvalResult{};
         if (!loader) return -1;
         printer_.evaluating(split);
-        result = evaluate(*model_, *loader);
+        result = evaluate(*model_, *loader, addons_.evaluate ? nullptr : comm_.get());
         MetricsRow row{static_cast<double>(epoch + 1), progress_.step, split, result.loss,
                        result.top1, result.top5, optimizer_->lr(), elapsed(), {}};
         if (addons_.pre_stage_epochs > 0) row.extra.push_back(stage_of(epoch));
@@ -733,9 +823,10 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
             row.extra.resize(row.extra.size() + addons_.term_names.size());
             for (double cell : cells) row.extra.push_back(format_cell(cell));
         }
-        metrics_.append(row);
+        if (writes_files()) metrics_.append(row);
         return result.top1;
     };
+    share_buffers();  // every replica evaluates rank 0's running statistics
     summary.val_top1 = report(val_loader_.get(), "val", last_val_);
     summary.test_top1 = report(test_loader_.get(), "test", last_test_);
     model_->train();
@@ -749,7 +840,8 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
         summary.best = val_loader_ != nullptr;
         char top1[32];
         std::snprintf(top1, sizeof top1, "%.4f", summary.val_top1);
-        save_weights((fs::path(run_dir_) / "best.safetensors").string(), *model_,
+        if (writes_files())
+            save_weights((fs::path(run_dir_) / "best.safetensors").string(), *model_,
                      {{"model", config_.model},
                       {"epoch", std::to_string(epoch + 1)},
                       {"val_top1", val_loader_ ? top1 : "none"}});
@@ -757,9 +849,11 @@ void Trainer::finish_epoch(std::int64_t epoch, double train_loss, double train_s
     // Before the checkpoint, so that what the hook records is saved with this epoch.
     const std::string addon_line = addons_.end_epoch ? addons_.end_epoch(epoch + 1, run_dir_) : "";
     progress_.seconds = elapsed();
-    metrics_.sync();  // the rows first: a checkpoint never outlives the rows before it
     const std::string last = (fs::path(run_dir_) / "last.safetensors").string();
-    save_checkpoint(last, *model_, *optimizer_, progress_, config_.model, addons_.objectives.get());
+    if (writes_files()) {
+        metrics_.sync();  // the rows first: a checkpoint never outlives the rows before it
+        save_checkpoint(last, *model_, *optimizer_, progress_, config_.model, addons_.objectives.get());
+    }
     checkpoint_note_ = cat(last, " (", describe_position(progress_), ")");
     summary.seconds = elapsed() - epoch_start;
     printer_.end_epoch(summary);

@@ -42,6 +42,20 @@
 //     files it writes are rewritten if the epoch is run again after a resume. The line it
 //     returns (if not empty) is printed after the epoch's summary.
 //
+// Data parallel (engine/dist): when the process's communicator (dist::world()) has several ranks,
+// each rank holds a replica of the model and the objectives and trains on its piece of every batch
+// of the single-process run (LoaderOptions::shard_*): same sample order, same augmentation. Each
+// rank's loss is weighted by its share of the batch and the gradients are summed over the ranks
+// in buckets that start during backward (dist::GradientReducer), so every replica takes the step
+// of the whole batch's mean loss. The step's loss, accuracy counts and loss terms are summed over
+// the ranks before anything is decided or logged, so the ranks agree on non-finite steps, on stop
+// requests and on the best epoch. Rank 0 alone writes the run directory (config, metrics.csv,
+// checkpoints); every rank reads it on resume, with any number of ranks. Validation and test are
+// sharded the same way and reduced, after the replicas take rank 0's buffers (BatchNorm's running
+// statistics are per rank while training, as in PyTorch's DDP). What stays per rank: BatchNorm's
+// batch statistics, batch transforms (mixup / cutmix mix within a rank's piece), and objectives
+// that relate the samples of a batch (RKD, SP, CRD...) see the rank's piece only.
+//
 // Lifecycle: construct (checks the model against the data with a trial batch; writes nothing),
 // then start() a new run directory or resume() one, then run().
 //
@@ -81,6 +95,8 @@
 #include "distill/metrics_csv.h"
 #include "distill/progress.h"
 #include "distill/train_config.h"
+#include "engine/dist/communicator.h"
+#include "engine/dist/gradient_reducer.h"
 #include "engine/optim.h"
 #include "models/model.h"
 
@@ -93,8 +109,10 @@ struct EvalResult {
 };
 
 // Runs the model in eval mode without recording a graph over every batch of the loader (epoch 0
-// of it), and leaves the model in eval mode.
-EvalResult evaluate(Model& model, DataLoader& loader);
+// of it), and leaves the model in eval mode. With a communicator of several ranks (each loader
+// holding its rank's shard of the split), the sums are reduced over the ranks, so every rank
+// returns the whole split's result.
+EvalResult evaluate(Model& model, DataLoader& loader, dist::Communicator* ranks = nullptr);
 
 // How many rows of logits (B, K) have their label among the top 1 and top 5 entries (a tie
 // counts for the lower class index, as torch.topk orders it; a NaN logit is a miss).
@@ -213,8 +231,11 @@ public:
 
 private:
     bool train_epoch(std::int64_t epoch);  // false: stopped part way (a checkpoint holds where)
+    bool writes_files() const { return comm_->is_root(); }  // rank 0 alone writes the run directory
+    bool agreed_stop();  // stop_requested() on any rank (a collective when there are several)
+    void share_buffers();  // rank 0's buffers (running statistics) into every replica
     void train_step(std::int64_t epoch, const Batch& batch);
-    bool scaled_backward(const Tensor& loss);
+    bool unscale_gradients();  // float16 loss scaling; false: the gradients overflowed
     void on_nonfinite_step(std::int64_t epoch, double loss, double grad_norm);
     void write_train_row(std::int64_t epoch);
     void save_position_checkpoint();  // last.safetensors at the current step
@@ -229,6 +250,9 @@ private:
     std::shared_ptr<Model> model_;
     DatasetSplits data_;
     TrainerAddons addons_;
+    std::shared_ptr<dist::Communicator> comm_;        // the ranks (one: a plain single-process run)
+    std::unique_ptr<dist::GradientReducer> reducer_;  // with several ranks only
+    bool stop_seen_ = false;  // a rank asked to stop (summed with the last step's numbers)
     std::vector<Tensor> params_;
     Device device_;  // run.device: where the model, its batches and the optimizer's state live
     std::unique_ptr<DataLoader> train_loader_, val_loader_, test_loader_;

@@ -35,6 +35,7 @@ void accumulate_into_leaf(Node& node, const Tensor& grad) {
     if (g.impl_ptr().use_count() > 2 || g.impl().storage.use_count() > 1) g = g.clone();
     if (leaf->grad) g = add(Tensor(leaf->grad), g);
     leaf->grad = g.impl_ptr();
+    if (node.grad_ready) node.grad_ready(g);
 }
 }  // namespace
 
@@ -51,6 +52,28 @@ Node::~Node() {
 }
 
 bool grad_enabled() { return g_grad_enabled; }
+
+std::vector<const TensorImpl*> reachable_leaves(const Tensor& root) {
+    std::vector<const TensorImpl*> leaves;
+    if (!root.defined() || !root.requires_grad()) return leaves;
+    std::shared_ptr<Node> start = gradient_edge(root);
+    std::unordered_map<const Node*, bool> seen{{start.get(), true}};
+    std::vector<const Node*> stack{start.get()};
+    while (!stack.empty()) {
+        const Node* node = stack.back();
+        stack.pop_back();
+        if (auto leaf = node->leaf.lock()) leaves.push_back(leaf.get());
+        for (const auto& child : node->next)
+            if (child && seen.emplace(child.get(), true).second) stack.push_back(child.get());
+    }
+    return leaves;
+}
+
+void set_grad_ready_hook(const Tensor& leaf, std::function<void(const Tensor& grad)> hook) {
+    require(leaf.defined() && leaf.requires_grad() && !leaf.impl().grad_fn,
+            "set_grad_ready_hook: the tensor must be a leaf that requires grad");
+    gradient_edge(leaf)->grad_ready = std::move(hook);
+}
 
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }

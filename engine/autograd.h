@@ -37,6 +37,9 @@ struct Node {
     std::vector<Shape> input_shapes;            // to check what backward returns
     std::vector<DType> input_dtypes;
     std::weak_ptr<TensorImpl> leaf;             // set on a leaf's accumulator node only
+    // Leaf accumulators only: called with the leaf's gradient once backward has added this
+    // pass's gradient into it (set_grad_ready_hook).
+    std::function<void(const Tensor& grad)> grad_ready;
 
     Node() = default;
     Node(const Node&) = delete;
@@ -69,6 +72,17 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 void record(Tensor& out, const char* name, std::initializer_list<Tensor> inputs,
             BackwardFn backward);
 void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, BackwardFn backward);
+
+// Calls `hook(grad)` each time a backward pass has finished accumulating into the .grad of leaf
+// `leaf` (a tensor that requires grad and was made by no op): the gradient is final for that pass
+// then, since a leaf's accumulator runs once, after every path to it has delivered. Data-parallel
+// training uses it to start reducing gradients while backward is still running. One hook per
+// leaf; an empty function removes it. The hook runs on the thread that called backward().
+void set_grad_ready_hook(const Tensor& leaf, std::function<void(const Tensor& grad)> hook);
+
+// The leaves that a backward pass from `root` would reach (each once): the parameters that will
+// get a gradient from it. Data-parallel training marks the others as done before backward starts.
+std::vector<const TensorImpl*> reachable_leaves(const Tensor& root);
 
 // Runs backpropagation from `root` (see Tensor::backward).
 void run_backward(const Tensor& root, const Tensor& upstream, bool retain_graph);

@@ -55,10 +55,12 @@
 #include "distill/metrics_csv.h"
 #include "distill/mutual_learning.h"
 #include "distill/self_distillation.h"
+#include "engine/dist/communicator.h"
 #include "engine/io/atomic_file.h"
 #include "engine/io/json.h"
 #include "tools/commands.h"
 #include "tools/options.h"
+#include "tools/ranks.h"
 #include "tools/training_run.h"
 
 namespace retort::cli {
@@ -182,6 +184,9 @@ Outcome distill(const RunRequest& request) {
     if (dc.mode == "born_again") return born_again(request, dc);
     if (dc.teacher_cache == "file" && dc.teacher_cache_file.empty())
         dc.teacher_cache_file = (fs::path(request.run_dir) / "teacher-cache.bin").string();
+    // Ranks fill their caches with the samples of their own pieces of the batches: one file each.
+    if (dc.teacher_cache == "file" && dist::launched_with_ranks())
+        dc.teacher_cache_file += cat(".rank", dist::process_rank());
     std::shared_ptr<Model> student = build_model(dc.train);
     DatasetSplits data = open_data(dc.train);
     std::string weights;
@@ -332,24 +337,99 @@ void write_summary(const std::string& dir, const std::vector<Outcome>& runs) {
     }
 }
 
+// An outcome as numbers, to travel between ranks: best epoch, the three top-1s, then the same
+// four for each peer.
+std::vector<double> outcome_numbers(const Outcome& o) {
+    std::vector<double> v{static_cast<double>(o.best_epoch), o.best_val_top1, o.best_test_top1,
+                          o.last_test_top1};
+    for (const PeerRecord& p : o.peers)
+        v.insert(v.end(), {static_cast<double>(p.best_epoch), p.best_val_top1, p.best_test_top1,
+                           p.last_test_top1});
+    return v;
+}
+
+Outcome outcome_from(const double* v, const Outcome& like, std::uint64_t seed, const std::string& dir) {
+    Outcome o;
+    o.seed = seed;
+    o.dir = dir;
+    o.best_epoch = std::llround(v[0]);
+    o.best_val_top1 = v[1];
+    o.best_test_top1 = v[2];
+    o.last_test_top1 = v[3];
+    o.peers = like.peers;  // the same peer specs for every seed
+    for (std::size_t k = 0; k < o.peers.size(); ++k) {
+        const double* p = v + 4 + 4 * k;
+        o.peers[k].best_epoch = std::llround(p[0]);
+        o.peers[k].best_val_top1 = p[1];
+        o.peers[k].best_test_top1 = p[2];
+        o.peers[k].last_test_top1 = p[3];
+    }
+    return o;
+}
+
+Outcome distill(const RunRequest& request);
+
+// One seed's run into RUN_DIR/seed-S.
+Outcome distill_seed(const RunRequest& base, std::uint64_t seed) {
+    RunRequest request = base;
+    request.run_dir = (fs::path(base.run_dir) / cat("seed-", seed)).string();
+    request.config.set("run.seed", std::to_string(seed), "--seeds");
+    request.config.set("run.dir", request.run_dir, "--seeds");
+    // The seeds share one file cache of the teacher's outputs: they train on the same data.
+    if (request.config.get_string("distill.teacher_cache") == "file" &&
+        request.config.get_string("distill.teacher_cache_file").empty())
+        request.config.set("distill.teacher_cache_file",
+                           (fs::path(base.run_dir) / "teacher-cache.bin").string(), "--seeds");
+    std::printf("== seed %llu: %s\n", static_cast<unsigned long long>(seed), request.run_dir.c_str());
+    return distill(request);
+}
+
+// --seed-groups G with N ranks: G groups of N / G ranks, group g training seeds g, g + G, ...
+// (data parallel within the group); then every outcome goes to rank 0, which writes the summary.
+int distill_seed_groups(const RunRequest& base, const std::vector<std::uint64_t>& seeds, int groups) {
+    const std::shared_ptr<dist::Communicator> world = dist::world();
+    const int ranks = world->size();
+    require(groups <= ranks && ranks % groups == 0, "--seed-groups ", groups, ": the ", ranks,
+            " ranks must split into ", groups, " groups of equal size");
+    require(static_cast<std::size_t>(groups) <= seeds.size(), "--seed-groups ", groups, ": more groups than the ",
+            seeds.size(), " seeds");
+    const int group = world->rank() / (ranks / groups);
+    std::shared_ptr<dist::Communicator> mine = world->split(group);
+    mine->timeout_seconds = world->timeout_seconds;
+    dist::set_world(mine);
+    std::vector<Outcome> ran;
+    for (std::size_t i = static_cast<std::size_t>(group); i < seeds.size(); i += static_cast<std::size_t>(groups))
+        ran.push_back(distill_seed(base, seeds[i]));
+    dist::set_world(world);
+    // Each seed's numbers from its group's first rank, zeros from every other rank: the sum is
+    // the table. The groups finish at different times; each guards its own ranks with the dist
+    // timeout, so this one waits as long as the slowest group trains.
+    const std::size_t width = outcome_numbers(ran.front()).size();
+    std::vector<double> table(seeds.size() * width, 0.0);
+    if (mine->is_root())
+        for (std::size_t k = 0; k < ran.size(); ++k) {
+            const std::vector<double> v = outcome_numbers(ran[k]);
+            std::copy(v.begin(), v.end(), table.begin() + static_cast<long>((group + k * groups) * width));
+        }
+    const double timeout = world->timeout_seconds;
+    world->timeout_seconds = 30 * 86400.0;
+    table = world->sum(std::move(table), "collecting the seeds' results");
+    world->timeout_seconds = timeout;
+    if (!world->is_root()) return 0;
+    std::vector<Outcome> runs;
+    for (std::size_t i = 0; i < seeds.size(); ++i)
+        runs.push_back(outcome_from(table.data() + i * width, ran.front(), seeds[i],
+                                    (fs::path(base.run_dir) / cat("seed-", seeds[i])).string()));
+    write_summary(base.run_dir, runs);
+    return 0;
+}
+
 // One run per seed into RUN_DIR/seed-S, then the summary.
 int distill_seeds(const RunRequest& base, const std::vector<std::uint64_t>& seeds) {
+    if (seed_groups() > 1) return distill_seed_groups(base, seeds, seed_groups());
     std::vector<Outcome> runs;
-    for (std::uint64_t seed : seeds) {
-        RunRequest request = base;
-        request.run_dir = (fs::path(base.run_dir) / cat("seed-", seed)).string();
-        request.config.set("run.seed", std::to_string(seed), "--seeds");
-        request.config.set("run.dir", request.run_dir, "--seeds");
-        // The seeds share one file cache of the teacher's outputs: they train on the same data.
-        if (request.config.get_string("distill.teacher_cache") == "file" &&
-            request.config.get_string("distill.teacher_cache_file").empty())
-            request.config.set("distill.teacher_cache_file",
-                               (fs::path(base.run_dir) / "teacher-cache.bin").string(), "--seeds");
-        std::printf("== seed %llu: %s\n", static_cast<unsigned long long>(seed),
-                    request.run_dir.c_str());
-        runs.push_back(distill(request));
-    }
-    write_summary(base.run_dir, runs);
+    for (std::uint64_t seed : seeds) runs.push_back(distill_seed(base, seed));
+    if (dist::world()->is_root()) write_summary(base.run_dir, runs);
     return 0;
 }
 
@@ -418,6 +498,8 @@ int run_distill(const std::vector<std::string>& raw_args) {
     RunRequest request;
     if (!prepare_born_again_resume(command, opts, overrides, request))
         request = prepare_run(command, opts, overrides);
+    require(seed_groups() == 1 || !seeds.empty(), "distill: --seed-groups splits the ranks among the "
+            "seeds of --seeds; give --seeds too");
     if (!seeds.empty()) {
         require(request.config.get_string("distill.mode") != "born_again" ||
                     request.config.get_string("born_again.first").empty(),

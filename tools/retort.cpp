@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "distill/trainer.h"
+#include "engine/dist/communicator.h"
 #include "engine/error.h"
 #include "tools/commands.h"
+#include "tools/ranks.h"
 #include "tools/training_run.h"
 
 namespace {
@@ -54,14 +56,35 @@ int main(int argc, char** argv) {
     }
     for (const retort::cli::Command& c : retort::cli::commands()) {
         if (args[0] != c.name) continue;
+        namespace cli = retort::cli;
+        namespace dist = retort::dist;
         try {
-            const int status = c.run(std::vector<std::string>(args.begin() + 1, args.end()));
+            std::vector<std::string> rest(args.begin() + 1, args.end());
+            const bool run_command = args[0] == "train" || args[0] == "distill";
+            if (run_command) {  // data parallel: start the ranks, or join them (tools/ranks.h)
+                const cli::RankOptions ranks = cli::take_rank_options(rest);
+                if (ranks.ranks > 0) cli::launch_ranks(c.name, rest, ranks);
+                retort::require(ranks.seed_groups == 0 || args[0] == "distill",
+                                "--seed-groups is an option of retort distill --seeds");
+                cli::set_seed_groups(ranks.seed_groups);
+                cli::join_ranks_if_launched(ranks);
+            }
+            const int status = c.run(rest);
+            dist::finalize();
             // A signal that came as the run finished anyway: the work is done, but the caller
             // asked to interrupt and learns that it arrived.
-            return retort::stop_requested() ? retort::cli::interrupted_exit_status() : status;
+            return retort::stop_requested() ? cli::interrupted_exit_status() : status;
         } catch (const retort::cli::RunInterrupted& stop) {
+            dist::finalize();
             return stop.exit_status;  // run_trainer said where it stopped and how to continue
         } catch (const retort::Error& e) {
+            const auto world = dist::world();
+            if (world->size() > 1) {  // end every rank now: none may wait for this one
+                std::fprintf(stderr, "retort %s: error on rank %d of %d: %s\n", c.name, world->rank(),
+                             world->size(), e.what());
+                std::fflush(stderr);
+                world->abort(1);
+            }
             std::fprintf(stderr, "retort %s: error: %s\n", c.name, e.what());
             return 1;
         } catch (const std::exception& e) {

@@ -9,8 +9,10 @@ BUILD_DIR="${BUILD_DIR:-build}"
 
 # Debian packages: compiler and build tools, the test framework (OpenMP comes with g++), zlib for
 # gzip IDX files, stb for images and PNG plots, the Fashion-MNIST dataset the demo trains on, and
-# pkg-config (pkgconf), with which the suite checks the installed package.
-packages=(g++ cmake ninja-build pkgconf doctest-dev zlib1g-dev libstb-dev dataset-fashion-mnist)
+# pkg-config (pkgconf), with which the suite checks the installed package, and OpenMPI, which
+# runs several ranks (data parallel: `--ranks N`, mpirun).
+packages=(g++ cmake ninja-build pkgconf doctest-dev zlib1g-dev libstb-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

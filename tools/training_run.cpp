@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/dist/communicator.h"
+
 namespace retort::cli {
 
 namespace {
@@ -88,7 +90,10 @@ std::vector<OptionSpec> run_options(std::vector<OptionSpec> extra) {
         {"out", "", "run directory (default: run.dir, or runs/<model>-<timestamp>)"},
         {"data", "", "dataset directory: the same as --set data.path=DIR"},
         {"device", "", "cpu, cuda or cuda:N: the same as --set run.device=NAME"},
-        {"resume", "", "continue the run in this directory from its last.safetensors"}};
+        {"resume", "", "continue the run in this directory from its last.safetensors"},
+        {"ranks", "", "N: data parallel over N CPU ranks on this machine, started with mpirun"},
+        {"gpus", "", "N: data parallel over N GPUs of this machine (one rank each, NCCL)"},
+        {"dist-timeout", "", "S: seconds a rank waits for the others before the job stops (300)"}};
     for (OptionSpec& spec : extra) specs.push_back(std::move(spec));
     return specs;
 }
@@ -127,7 +132,8 @@ void run_trainer(Trainer& trainer, const Model& model, const DatasetSplits& data
     const StopSignals signals;  // from here on, files are being written: stop at a step boundary
     if (request.resuming) {
         trainer.resume(run_dir);
-        request.config.save((fs::path(run_dir) / "config").string());  // records any --set run.epochs
+        if (dist::world()->is_root())  // with several ranks, rank 0 writes the run directory
+            request.config.save((fs::path(run_dir) / "config").string());  // records any --set run.epochs
     } else {
         trainer.start(run_dir, request.config);
     }
