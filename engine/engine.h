@@ -1,5 +1,5 @@
 // engine/engine.h: the engine's public API in one include: tensors, autograd, ops, optimizers,
-// random numbers, threading and file formats. <retort/retort.h> includes it with the other areas.
+// random numbers, threading, ranks (data parallel) and file formats. <retort/retort.h> includes it with the other areas.
 //
 // Not included here, because they are the engine's insides rather than its API: the CPU kernels
 // (engine/cpu/), the scalar formulas shared with CUDA (engine/math/), the GPU kernels
@@ -9,6 +9,8 @@
 
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/dist/communicator.h"
+#include "engine/dist/gradient_reducer.h"
 #include "engine/dtype.h"
 #include "engine/error.h"
 #include "engine/flops.h"
