@@ -31,6 +31,7 @@
 #include "engine/ops/loss.h"
 #include "engine/parallel.h"
 #include "engine/random.h"
+#include "layers/norm.h"
 #include "models/registry.h"
 
 namespace retort {
@@ -91,6 +92,12 @@ std::vector<std::pair<std::string, Tensor>> trained_parameters(const Model& mode
         for (auto& [name, p] : objectives->named_parameters())
             if (p.requires_grad()) params.emplace_back("objectives." + name, p);
     return params;
+}
+
+std::string format_fixed(double value, int digits) {
+    char text[48];
+    std::snprintf(text, sizeof text, "%.*f", digits, value);
+    return text;
 }
 
 std::string format_cell(double value) {
@@ -203,7 +210,7 @@ EvalResult evaluate(Model& model, DataLoader& loader, dist::Communicator* ranks)
         top5 += hits.top5;
         r.count += batch.labels.numel();
     }
-    if (ranks && ranks->size() > 1) {
+    if (ranks && ranks->backend() != "local") {
         const std::vector<double> sums = ranks->sum(
             {loss_sum, static_cast<double>(top1), static_cast<double>(top5), static_cast<double>(r.count)},
             "the evaluation's sums");
@@ -342,7 +349,9 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     if (config_.run.threads > 0) set_num_threads(config_.run.threads);
     device_ = parse_device(config_.run.device);
     require_available(device_);
-    if (comm_->size() > 1 && device_.is_cuda() && comm_->backend() == "mpi" && dist::have_nccl())
+    // Started by mpirun (even with one rank, to measure what the machinery costs): data parallel.
+    distributed_ = comm_->backend() != "local";
+    if (distributed_ && device_.is_cuda() && comm_->backend() == "mpi" && dist::have_nccl())
         comm_ = dist::nccl_communicator(*comm_, device_);  // GPU ranks reduce over NCCL
     const int rank = comm_->rank(), ranks = comm_->size();
     require(ranks == 1 || config_.data.batch_size >= ranks, "data.batch_size = ", config_.data.batch_size,
@@ -381,7 +390,16 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     const auto named = trained_parameters(*model_, addons_.objectives.get());
     for (const auto& [_, p] : named) params_.push_back(p);
     optimizer_ = make_optimizer(config_.optim, named);
-    if (ranks > 1) {
+    if (distributed_) {
+        if (config_.run.sync_batchnorm) {
+            // Every rank must run each forward pass (SyncBatchNorm's collectives): no batch may
+            // leave a rank without samples.
+            const std::int64_t last = data_.train->size() % config_.data.batch_size;
+            require(last == 0 || last >= ranks || steps_per_epoch_ < train_loader_->batches_per_epoch(),
+                    "run.sync_batchnorm: the last batch of an epoch has ", last, " samples, fewer than the ",
+                    ranks, " ranks; change data.batch_size so that it leaves none or at least ", ranks);
+            set_batchnorm_sync(comm_);
+        }
         reducer_ = std::make_unique<dist::GradientReducer>(comm_, params_);
         // The replicas start from rank 0's weights and buffers (they were drawn from the same
         // seed, but a replica that differs in one bit would drift: make it certain).
@@ -402,7 +420,9 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     };
 }
 
-Trainer::~Trainer() = default;
+Trainer::~Trainer() {
+    if (distributed_ && config_.run.sync_batchnorm) set_batchnorm_sync(nullptr);
+}
 
 void check_model_classes(const Model& model, const Dataset& data, const std::string& spec) {
     const ModelInfo& info = model.info();
@@ -461,7 +481,7 @@ void Trainer::set_console(std::FILE* out, bool live) {
 
 void Trainer::start(const std::string& run_dir, const Config& config) {
     check_new_run_dir(run_dir);  // every rank checks, so every rank fails alike
-    if (comm_->size() > 1) comm_->barrier("the check of the run directory");
+    if (distributed_) comm_->barrier("the check of the run directory");
     if (writes_files()) {
         std::error_code ec;
         fs::create_directories(run_dir, ec);
@@ -507,7 +527,7 @@ void Trainer::resume(const std::string& run_dir) {
     progress_ = checkpoint.progress;
     checkpoint_note_ = cat(path, " (", describe_position(progress_), ")");
     // Every rank has read the checkpoint before rank 0 touches the directory.
-    if (comm_->size() > 1) comm_->barrier("reading the checkpoint");
+    if (distributed_) comm_->barrier("reading the checkpoint");
     if (writes_files()) {
         remove_stale_temporary_files(run_dir);  // what a kill during a save left
         metrics_ = MetricsCsv((fs::path(run_dir) / "metrics.csv").string(), progress_.step,
@@ -535,12 +555,20 @@ const TrainProgress& Trainer::run(std::int64_t until_epoch) {
     }
     // Rank 0's files (best.safetensors, the checkpoint) are complete before any rank reads them
     // (the next born-again generation loads its teacher from there).
-    if (comm_->size() > 1) comm_->barrier("the end of the run");
+    if (distributed_) {
+        comm_->barrier("the end of the run");
+        printer_.message(cat("data parallel: ", comm_->size(), comm_->size() == 1 ? " rank" : " ranks", " over ",
+                             comm_->backend(), "; each step all-reduces ",
+                             format_fixed(reducer_->bytes_per_step() / 1048576.0, 2), " MiB of gradients in ",
+                             reducer_->bucket_count(), reducer_->bucket_count() == 1 ? " bucket" : " buckets",
+                             "; rank 0 waited ",
+                             format_fixed(reducer_->wait_seconds(), 2), " s for them after backward"));
+    }
     return progress_;
 }
 
 bool Trainer::agreed_stop() {
-    if (comm_->size() == 1) return stop_requested();
+    if (!distributed_) return stop_requested();
     return comm_->sum({stop_requested() ? 1.0 : 0.0}, "the stop flags")[0] > 0;
 }
 
@@ -582,7 +610,7 @@ bool Trainer::train_epoch(std::int64_t epoch) {
     while (tally.steps < steps_per_epoch_) {
         // One process reads its flag; ranks read the flag summed with the last step's numbers, so
         // that all of them stop after the same step.
-        if (comm_->size() == 1 ? stop_requested() : stop_seen_) {
+        if (!distributed_ ? stop_requested() : stop_seen_) {
             save_stop_checkpoint();
             return false;
         }
@@ -634,7 +662,7 @@ void Trainer::train_step(std::int64_t epoch, const Batch& batch) {
     // of it when the last batch has fewer samples than there are ranks).
     const std::int64_t local = batch.labels.numel();
     const std::int64_t whole = batch.global_size > 0 ? batch.global_size : local;
-    const bool parallel = comm_->size() > 1;
+    const bool parallel = distributed_;
     LossOutput out;
     double loss = 0;
     TopkHits hits;

@@ -42,7 +42,8 @@
 //     files it writes are rewritten if the epoch is run again after a resume. The line it
 //     returns (if not empty) is printed after the epoch's summary.
 //
-// Data parallel (engine/dist): when the process's communicator (dist::world()) has several ranks,
+// Data parallel (engine/dist): when the process's communicator (dist::world()) is MPI's or NCCL's
+// (the process was started by mpirun; with one rank this measures what the machinery costs),
 // each rank holds a replica of the model and the objectives and trains on its piece of every batch
 // of the single-process run (LoaderOptions::shard_*): same sample order, same augmentation. Each
 // rank's loss is weighted by its share of the batch and the gradients are summed over the ranks
@@ -251,7 +252,8 @@ private:
     DatasetSplits data_;
     TrainerAddons addons_;
     std::shared_ptr<dist::Communicator> comm_;        // the ranks (one: a plain single-process run)
-    std::unique_ptr<dist::GradientReducer> reducer_;  // with several ranks only
+    std::unique_ptr<dist::GradientReducer> reducer_;  // when distributed_
+    bool distributed_ = false;  // started by mpirun: ranks (even one) sum gradients and metrics
     bool stop_seen_ = false;  // a rank asked to stop (summed with the last step's numbers)
     std::vector<Tensor> params_;
     Device device_;  // run.device: where the model, its batches and the optimizer's state live

@@ -1,6 +1,7 @@
 // layers/norm.cpp: BatchNorm2d and LayerNorm.
 #include "layers/norm.h"
 
+#include "engine/dist/sync_batch_norm.h"
 #include "engine/ops.h"
 
 namespace retort {
@@ -14,9 +15,17 @@ BatchNorm2d::BatchNorm2d(std::int64_t channels, double eps_, double momentum_)
     running_var = register_buffer("running_var", ones({channels}));
 }
 
+namespace {
+std::shared_ptr<dist::Communicator> sync_ranks;  // set_batchnorm_sync
+}
+
+void set_batchnorm_sync(std::shared_ptr<dist::Communicator> ranks) { sync_ranks = std::move(ranks); }
+
 Tensor BatchNorm2d::forward(const Tensor& x) {
     require(x.dim() == 4, "BatchNorm2d: expected input (B, C, H, W), got ", shape_str(x.shape()));
     if (folded && !is_training()) return x;
+    if (is_training() && sync_ranks)
+        return dist::sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, eps, *sync_ranks);
     return batch_norm(x, running_mean, running_var, weight, bias, is_training(), momentum, eps);
 }
 

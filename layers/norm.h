@@ -5,9 +5,20 @@
 //   LayerNorm: x (..., D) -> same, normalized over the last dim. weight, bias (D) = 1, 0.
 #pragma once
 
+#include <memory>
+
 #include "layers/module.h"
 
 namespace retort {
+
+namespace dist {
+class Communicator;
+}
+
+// Data parallel: BatchNorm2d layers in training mode take their statistics over every rank of
+// `ranks` (SyncBatchNorm, engine/dist/sync_batch_norm.h), for the whole process; nullptr (the
+// default) keeps each process's own. The Trainer sets it for run.sync_batchnorm.
+void set_batchnorm_sync(std::shared_ptr<dist::Communicator> ranks);
 
 class BatchNorm2d : public UnaryModule {
 public:

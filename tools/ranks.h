@@ -36,7 +36,7 @@ RankOptions take_rank_options(std::vector<std::string>& args);
 [[noreturn]] void launch_ranks(const std::string& command, const std::vector<std::string>& args,
                                const RankOptions& options);
 
-// When started by mpirun with several ranks: joins the job (see the top of this file). Returns
+// When started by mpirun (with any number of ranks): joins the job (see the top of this file). Returns
 // whether it did. An Error if this build has no MPI.
 bool join_ranks_if_launched(const RankOptions& options);
 

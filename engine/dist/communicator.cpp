@@ -104,7 +104,7 @@ void set_world(std::shared_ptr<Communicator> communicator) {
 
 bool launched_with_ranks() {
     // OpenMPI's mpirun, then the PMI variables of MPICH / Slurm launchers.
-    return env_int("OMPI_COMM_WORLD_SIZE") > 1 || env_int("PMI_SIZE") > 1 || env_int("PMIX_SIZE") > 1;
+    return env_int("OMPI_COMM_WORLD_SIZE") >= 1 || env_int("PMI_SIZE") >= 1 || env_int("PMIX_SIZE") >= 1;
 }
 
 int process_rank() {

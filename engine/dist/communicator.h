@@ -77,7 +77,7 @@ std::shared_ptr<Communicator> world();
 void set_world(std::shared_ptr<Communicator> communicator);
 
 // True when this process was started by mpirun / mpiexec (OpenMPI's or a PMI launcher's
-// environment variables are set) with more than one rank.
+// environment variables are set), with any number of ranks.
 bool launched_with_ranks();
 // This process's rank in the whole job as the launcher numbered it (0 when alone): unique per
 // process even after split(), for per-process file names.

@@ -1,6 +1,7 @@
 // engine/dist/gradient_reducer.cpp: bucketed, overlapped gradient all-reduce (see the header).
 #include "engine/dist/gradient_reducer.h"
 
+#include <chrono>
 #include <cstring>
 #include <unordered_set>
 
@@ -113,13 +114,23 @@ void GradientReducer::start_ready_buckets(bool force) {
     }
 }
 
+std::int64_t GradientReducer::bytes_per_step() const {
+    std::int64_t bytes = 0;
+    for (const Bucket& b : buckets_)
+        bytes += (b.values + static_cast<std::int64_t>(b.slots.size())) *
+                 static_cast<std::int64_t>(dtype_size(b.slots[0].param.dtype()));
+    return bytes;
+}
+
 void GradientReducer::finish() {
     require(armed_, "GradientReducer: finish() without begin()");
     armed_ = false;
     start_ready_buckets(true);  // the rest, with zeros where a parameter got no gradient
     for (std::size_t bi = 0; bi < buckets_.size(); ++bi) {
         Bucket& b = buckets_[bi];
+        const auto waiting = std::chrono::steady_clock::now();
         comm_->wait(*b.pending, cat("the gradient all-reduce (bucket ", bi + 1, " of ", buckets_.size(), ")"));
+        wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - waiting).count();
         b.pending.reset();
         // The used flags, on the host (a few numbers per bucket).
         const std::int64_t n = static_cast<std::int64_t>(b.slots.size());

@@ -56,6 +56,11 @@ public:
     std::int64_t bucket_count() const { return static_cast<std::int64_t>(buckets_.size()); }
     // How many buckets the last backward started before it ended (the overlap achieved).
     std::int64_t started_during_backward() const { return started_early_; }
+    // Bytes each step sends into the all-reduce (gradients and used flags).
+    std::int64_t bytes_per_step() const;
+    // Seconds finish() has spent waiting for the all-reduces since construction: the part of
+    // communication that backward did not hide.
+    double wait_seconds() const { return wait_seconds_; }
 
 private:
     struct Slot {
@@ -80,6 +85,7 @@ private:
     std::size_t next_to_start_ = 0;
     bool armed_ = false;
     std::int64_t started_early_ = 0;
+    double wait_seconds_ = 0;
 };
 
 }  // namespace retort::dist
