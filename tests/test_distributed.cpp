@@ -254,13 +254,19 @@ int count_of(const std::string& text, const std::string& part) {
     return n;
 }
 
-TEST_CASE("dist (mpirun): gradients summed over 2 and 3 ranks equal one process's on the whole batch") {
+TEST_CASE("dist (mpirun): gradients summed over 2 and 3 ranks equal one process's on the whole batch, and identical buffers sum exactly") {
     SKIP_WITHOUT_MPIRUN();
     for (int ranks : {2, 3}) {
         const CliRun run = run_mpi(ranks, kDistCheck + " grads");
         CAPTURE(run.output);
         CHECK(run.status == 0);
         CHECK(count_of(run.output, "-> ok") == 4);
+    }
+    for (int ranks : {1, 2}) {
+        const CliRun run = run_mpi(ranks, kDistCheck + " exact");
+        CAPTURE(run.output);
+        CHECK(run.status == 0);
+        CHECK(count_of(run.output, "-> ok") == 1);
     }
 }
 

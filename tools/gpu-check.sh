@@ -2,7 +2,9 @@
 # tools/gpu-check.sh: on a machine with an NVIDIA GPU, in one command: builds retort with the
 # CUDA backend, runs every test (the CUDA ones verbosely first: they skip elsewhere), runs the
 # CUDA tests under compute-sanitizer, and benchmarks training and forward steps on the GPU against
-# PyTorch on the same GPU (tools/peer_bench.py --device cuda, TF32 off on both sides). Everything
+# PyTorch on the same GPU (tools/peer_bench.py --device cuda, TF32 off on both sides), and, with
+# OpenMPI and NCCL, the data-parallel checks on the GPU ranks and the data-parallel path's cost at
+# 1 GPU. Everything
 # goes to $OUT (default ./gpu-check-out); the exit status is non-zero if a build or test failed.
 #
 #   OUT=/tmp/out tools/gpu-check.sh            # everything
@@ -43,6 +45,36 @@ if command -v compute-sanitizer >/dev/null; then
     -tc="cuda ops*" >"$OUT/memcheck.log" 2>&1 || status=1
 fi
 tail -5 "$OUT/cuda-tests.log" "$OUT/all-tests.log"
+
+# Data parallel on the GPU (NCCL, started by mpirun): needs OpenMPI and NCCL at build time. The
+# gradient check over the GPU ranks, then the data-parallel path at 1 GPU against the plain path:
+# the same training run, images/s of the last epoch of each.
+if grep -q "NCCL ON" "$OUT/configure.log" && command -v mpirun >/dev/null; then
+  ngpu="$(nvidia-smi -L 2>/dev/null | wc -l)"
+  mpi=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
+  for ranks in 1 "$ngpu"; do
+    "${mpi[@]}" -np "$ranks" "$BUILD_DIR/tests/retort_dist_check" grads cuda       >>"$OUT/dist-gpu.log" 2>&1 || status=1
+  done
+  "${mpi[@]}" -np 1 "$BUILD_DIR/tests/retort_dist_check" exact cuda >>"$OUT/dist-gpu.log" 2>&1 || status=1
+  dp_conf="$OUT/dp-bench.conf"
+  printf '%s\n' "[model]" "spec = resnet18:stem=cifar,num_classes=10" "[data]" \
+    "path = synthetic:num_classes=10,size=25600,test_size=256,channels=3,height=32,width=32" \
+    "val_size = 0" "batch_size = 128" "workers = 4" "[run]" "epochs = 2" "device = cuda" >"$dp_conf"
+  rm -rf "$OUT/dp-plain" "$OUT/dp-ranks"
+  "$BUILD_DIR/retort" train --config "$dp_conf" --out "$OUT/dp-plain" >"$OUT/dp-plain.log" 2>&1 || status=1
+  "$BUILD_DIR/retort" train --config "$dp_conf" --out "$OUT/dp-ranks" --gpus 1 >"$OUT/dp-ranks.log" 2>&1 || status=1
+  {
+    echo "data-parallel path at 1 GPU against the plain path (resnet18 cifar, batch 128, last epoch):"
+    grep -ho "epoch 2/2: .*img/s" "$OUT/dp-plain.log" "$OUT/dp-ranks.log"
+    grep -h "data parallel:" "$OUT/dp-ranks.log"
+  } | tee -a "$OUT/dist-gpu.log"
+  if [ "$ngpu" -gt 1 ]; then
+    "$BUILD_DIR/retort" train --config "$dp_conf" --out "$OUT/dp-all" --gpus "$ngpu" >"$OUT/dp-all.log" 2>&1 || status=1
+    grep -ho "epoch 2/2: .*img/s" "$OUT/dp-all.log" | sed "s/^/$ngpu GPUs: /" | tee -a "$OUT/dist-gpu.log"
+  fi
+else
+  echo "data parallel on the GPU: skipped (needs OpenMPI's mpirun and a build with NCCL ON)" | tee "$OUT/dist-gpu.log"
+fi
 
 if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
   # retort and PyTorch on the same GPU, same workloads, same threads; bench_table.py pairs them

@@ -10,7 +10,10 @@
 //                      buckets, so several start while backward runs.
 //   dist_check hang    rank 1 sleeps; rank 0 must give up on its all-reduce after the timeout
 //                      (2 s) with a clear error, and the job must end.
+//   dist_check exact   identical buffers summed over a power-of-two number of ranks: exactly
+//                      size x the buffer (over one rank: the buffer, bit for bit).
 //   dist_check die     rank 1 exits at once with status 3; rank 0 must not wait forever.
+// A second argument `cuda` runs grads / exact on GPU ranks over NCCL (tools/gpu-check.sh).
 //
 // Prints one line per check from rank 0; exit status 0 only when every check passed.
 #include <unistd.h>
@@ -18,10 +21,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
 #include "engine/autograd.h"
+#include "engine/cuda/runtime.h"
 #include "engine/dist/communicator.h"
 #include "engine/dist/gradient_reducer.h"
 #include "engine/error.h"
@@ -75,7 +80,7 @@ Tensor loss_of(Model& model, const Tensor& images, const Tensor& labels, bool fr
     return mean(mul(tokens, tokens));
 }
 
-bool check_grads(dist::Communicator& comm) {
+bool check_grads(dist::Communicator& comm, Device device) {
     const std::int64_t batch = 11;  // uneven over 2 or 3 ranks
     const std::vector<Case> cases = {
         {"vit_tiny_patch16_224:img_size=12,patch_size=4,depth=2,embed_dim=32,num_heads=2,in_chans=1,num_classes=4", false, false, false},
@@ -91,12 +96,13 @@ bool check_grads(dist::Communicator& comm) {
         auto reference = create_model(c.spec);
         for (Model* m : {model.get(), reference.get()}) {
             if (c.eval_mode) m->eval(); else m->train();
+            m->to(device);
         }
         Generator data(11);  // the same global batch on every rank
-        const Tensor images = randn({batch, 1, 12, 12}, DType::f32, &data);
+        const Tensor images = randn({batch, 1, 12, 12}, DType::f32, &data).to(device);
         std::vector<std::int64_t> label_values;
         for (std::int64_t i = 0; i < batch; ++i) label_values.push_back((i * 3) % 4);
-        const Tensor labels = from_vector(label_values);
+        const Tensor labels = from_vector(label_values).to(device);
 
         // one process, the whole batch
         loss_of(*reference, images, labels, c.freeze_head).backward();
@@ -149,15 +155,48 @@ bool check_grads(dist::Communicator& comm) {
     return all_ok;
 }
 
+// The all-reduce of identical buffers on a power-of-two number of ranks is exact: each rank's
+// result must be size x its buffer, bit for bit (on one rank: the buffer itself).
+bool check_exact(dist::Communicator& comm, Device device) {
+    Generator gen(5);
+    const Tensor original = randn({4099}, DType::f32, &gen);
+    Tensor buffer = original.clone().to(device);
+    comm.all_reduce(buffer, "the exactness check");
+    const auto got = buffer.to_vector<float>(), want = original.to_vector<float>();
+    std::int64_t wrong = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) wrong += got[i] != want[i] * static_cast<float>(comm.size());
+    const std::int64_t total = static_cast<std::int64_t>(comm.sum({static_cast<double>(wrong)}, "the count")[0]);
+    if (comm.is_root())
+        std::printf("exact: all-reduce over %d rank(s) (%s, %s), %lld values off -> %s\n", comm.size(),
+                    comm.backend().c_str(), device.str().c_str(), static_cast<long long>(total),
+                    total == 0 ? "ok" : "FAILED");
+    return total == 0;
+}
+
+int env_int(const char* name) {
+    const char* text = std::getenv(name);
+    return text ? std::atoi(text) : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const std::string mode = argc > 1 ? argv[1] : "";
+    const bool on_gpu = argc > 2 && std::string(argv[2]) == "cuda";
     std::shared_ptr<dist::Communicator> comm;
     try {
-        comm = dist::mpi_world();
-        if (mode == "grads") {
-            const bool ok = check_grads(*comm);
+        std::shared_ptr<dist::Communicator> world = dist::mpi_world();
+        comm = world;
+        Device device = Device::cpu();
+        if (on_gpu) {  // GPU ranks: the GPU of the rank on its node, and NCCL between them
+            const int gpus = cuda::device_count();
+            require(gpus > 0, "dist_check: no GPU");
+            device = Device::cuda(env_int("OMPI_COMM_WORLD_LOCAL_RANK") % gpus);
+            comm = dist::nccl_communicator(*world, device);
+        }
+        if (mode == "grads" || mode == "exact") {
+            const bool ok = mode == "grads" ? check_grads(*comm, device) : check_exact(*comm, device);
+            comm.reset();
             dist::finalize();
             return ok ? 0 : 1;
         }
@@ -175,7 +214,7 @@ int main(int argc, char** argv) {
             std::printf("die: rank %d got an answer it should not have\n", comm->rank());
             return 1;
         }
-        std::fprintf(stderr, "dist_check: mode grads, hang or die\n");
+        std::fprintf(stderr, "dist_check: mode grads, exact, hang or die (then cuda for GPU ranks)\n");
         return 2;
     } catch (const Error& e) {
         std::fprintf(stderr, "dist_check %s: error on rank %d: %s\n", mode.c_str(), comm ? comm->rank() : -1,
