@@ -88,6 +88,9 @@ Config train_config_schema() {
                   "on_nonfinite = skip: the run stops after this many skipped steps in a row");
     c.declare_int("run", "checkpoint_every", 0, 0, kBig,
                   "steps between checkpoints inside an epoch (0: only at each epoch's end)");
+    c.declare_int("run", "bucket_mib", 25, 1, 4096,
+                  "with several ranks: MiB of gradients per all-reduce bucket (smaller buckets start "
+                  "sooner during backward; larger ones make fewer calls)");
     c.declare_bool("run", "sync_batchnorm", false,
                    "with several ranks: BatchNorm statistics over all ranks' samples (SyncBatchNorm) "
                    "instead of each rank's own");
@@ -166,6 +169,7 @@ TrainConfig read_train_config(const Config& c) {
     t.run.eval_batch_size = c.get_int("run.eval_batch_size");
     t.run.skip_nonfinite = c.get_string("run.on_nonfinite") == "skip";
     t.run.sync_batchnorm = c.get_bool("run.sync_batchnorm");
+    t.run.bucket_mib = c.get_int("run.bucket_mib");
     t.run.max_skipped_steps = c.get_int("run.max_skipped_steps");
     t.run.checkpoint_every = c.get_int("run.checkpoint_every");
 
@@ -176,7 +180,7 @@ TrainConfig read_train_config(const Config& c) {
 }
 
 const std::vector<std::string>& resume_overridable_keys() {
-    static const std::vector<std::string> keys = {"run.epochs", "run.threads", "run.device", "run.log_every",
+    static const std::vector<std::string> keys = {"run.epochs", "run.threads", "run.device", "run.log_every", "run.bucket_mib",
                                                   "data.workers", "data.path"};
     return keys;
 }

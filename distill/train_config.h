@@ -102,6 +102,7 @@ struct TrainConfig {
         std::int64_t eval_batch_size = 256;
         bool skip_nonfinite = false;  // run.on_nonfinite = skip
         bool sync_batchnorm = false;  // data parallel: BatchNorm statistics over every rank
+        std::int64_t bucket_mib = 25;  // data parallel: gradient bytes per all-reduce bucket, MiB
         std::int64_t max_skipped_steps = 100;
         std::int64_t checkpoint_every = 0;  // steps; 0: epoch ends only
     } run;

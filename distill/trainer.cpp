@@ -400,7 +400,7 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
                     ranks, " ranks; change data.batch_size so that it leaves none or at least ", ranks);
             set_batchnorm_sync(comm_);
         }
-        reducer_ = std::make_unique<dist::GradientReducer>(comm_, params_);
+        reducer_ = std::make_unique<dist::GradientReducer>(comm_, params_, config_.run.bucket_mib << 20);
         // The replicas start from rank 0's weights and buffers (they were drawn from the same
         // seed, but a replica that differs in one bit would drift: make it certain).
         std::vector<Tensor> state;
