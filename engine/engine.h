@@ -11,6 +11,7 @@
 #include "engine/device.h"
 #include "engine/dist/communicator.h"
 #include "engine/dist/gradient_reducer.h"
+#include "engine/dist/sync_batch_norm.h"
 #include "engine/dtype.h"
 #include "engine/error.h"
 #include "engine/flops.h"
