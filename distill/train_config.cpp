@@ -76,6 +76,10 @@ Config train_config_schema() {
                      "matrix products: f32, tf32 (GPU tensor cores), bf16 or f16 (16-bit operands, "
                      "f32 sums; f16 with loss scaling)",
                      {"f32", "tf32", "bf16", "f16"});
+    c.declare_string("run", "attention", "gemm",
+                     "ViT attention: gemm (batched products + softmax) or fused (one kernel, the "
+                     "probabilities never stored; engine/ops/attention.h)",
+                     {"gemm", "fused"});
     c.declare_double("run", "loss_scale", 65536, 1, 1e38,
                      "precision = f16: the initial loss scale (halved on each gradient overflow, "
                      "doubled after 2000 good steps)");
@@ -162,6 +166,7 @@ TrainConfig read_train_config(const Config& c) {
     t.run.threads = static_cast<int>(c.get_int("run.threads"));
     t.run.device = c.get_string("run.device");
     t.run.precision = c.get_string("run.precision");
+    t.run.attention = c.get_string("run.attention");
     t.run.loss_scale = c.get_double("run.loss_scale");
     // a misspelt device, or one this machine lacks, is an error before anything runs
     require_available(parse_device(t.run.device));
@@ -180,7 +185,7 @@ TrainConfig read_train_config(const Config& c) {
 }
 
 const std::vector<std::string>& resume_overridable_keys() {
-    static const std::vector<std::string> keys = {"run.epochs", "run.threads", "run.device", "run.log_every", "run.bucket_mib",
+    static const std::vector<std::string> keys = {"run.epochs", "run.threads", "run.device", "run.log_every", "run.bucket_mib", "run.attention",
                                                   "data.workers", "data.path"};
     return keys;
 }

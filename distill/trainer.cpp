@@ -27,6 +27,7 @@
 #include "engine/cuda/runtime.h"
 #include "engine/autograd.h"
 #include "engine/io/atomic_file.h"
+#include "engine/ops/attention.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
 #include "engine/parallel.h"
@@ -357,6 +358,7 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
     require(ranks == 1 || config_.data.batch_size >= ranks, "data.batch_size = ", config_.data.batch_size,
             " is the batch of all ranks together: it must be at least the number of ranks (", ranks, ")");
     set_precision(parse_precision(config_.run.precision));
+    set_attention_kernel(parse_attention_kernel(config_.run.attention));
 
     LoaderOptions train_options;
     train_options.device = device_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine/ops/activation.h"
+#include "engine/ops/attention.h"
 #include "engine/ops/conv.h"
 #include "engine/ops/dropout.h"
 #include "engine/ops/elementwise.h"

@@ -9,7 +9,10 @@
 // scaled_dot_product_attention path computes the same thing). The scale multiplies q before the
 // product, as timm does, so rounding follows the same order.
 // Backward: composed of engine ops (linear, permute, matmul, softmax), each saving its own inputs;
-// softmax keeps the probabilities, which the attn @ v product needs too.
+// softmax keeps the probabilities, which the attn @ v product needs too. With the fused kernel
+// chosen (set_attention_kernel, run.attention = fused) and neither the probabilities asked for nor
+// attention dropout on, the middle three steps are one op that never stores the probabilities
+// (engine/ops/attention.h).
 #include "layers/attention.h"
 
 #include <cmath>
@@ -46,9 +49,16 @@ Tensor Attention::forward(const Tensor& x, Tensor* probs) {
     Tensor k = parts[1].reshape(head_shape);
     Tensor v = parts[2].reshape(head_shape);
 
-    Tensor attn = softmax(matmul(q, transpose(k, -2, -1)), -1);
-    if (probs) *probs = attn;
-    Tensor heads = matmul((*attn_drop)(attn), v);  // (B, H, N, D)
+    Tensor heads;  // (B, H, N, D)
+    const bool dropping = is_training() && attn_drop->p > 0;
+    if (attention_kernel() == AttentionKernel::fused && !probs && !dropping) {
+        // one fused op (scale already in q): the probabilities are never stored
+        heads = scaled_dot_product_attention(q, k, v, 1.0);
+    } else {
+        Tensor attn = softmax(matmul(q, transpose(k, -2, -1)), -1);
+        if (probs) *probs = attn;
+        heads = matmul((*attn_drop)(attn), v);
+    }
     Tensor joined = transpose(heads, 1, 2).reshape({B, N, dim});
     return (*proj_drop)((*proj)(joined));
 }

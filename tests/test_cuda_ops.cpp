@@ -143,6 +143,17 @@ TEST_CASE("cuda ops: reductions, max/argmax, logsumexp, softmax") {
     compare("softmax dim 1", [](auto& v) { return softmax(v[0], 1); }, {maps});
 }
 
+TEST_CASE("cuda ops: fused attention (online softmax), forward and backward, at ViT sizes") {
+    if (!have_gpu()) return;
+    Tensor q = input({2, 6, 197, 64}, 30, -1, 1), k = input({2, 6, 197, 64}, 31, -1, 1),
+           v = input({2, 6, 197, 64}, 32, -1, 1);
+    compare("attention vit_small", [](auto& t) { return scaled_dot_product_attention(t[0], t[1], t[2], 0.125); },
+            {q, k, v}, 1e-4);
+    Tensor q2 = input({3, 9, 16}, 33), k2 = input({3, 40, 16}, 34), v2 = input({3, 40, 16}, 35);
+    compare("attention 9 queries over 40 keys", [](auto& t) { return scaled_dot_product_attention(t[0], t[1], t[2], 0.7); },
+            {q2, k2, v2}, 1e-4);
+}
+
 TEST_CASE("cuda ops: matmul (batched, broadcast) and linear through cuBLAS, TF32 off") {
     if (!have_gpu()) return;
     REQUIRE(precision() == Precision::f32);

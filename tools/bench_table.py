@@ -43,7 +43,8 @@ def step_key(r):
     """What a retort record and its PyTorch twin share."""
     if r["workload"] == "model":
         return ("model", r["model"], r["mode"], r["batch"], r["input"], r["threads"],
-                r.get("device", "cpu") + ("" if r.get("precision", "f32") == "f32" else ", " + r["precision"]))
+                r.get("device", "cpu") + ("" if r.get("precision", "f32") == "f32" else ", " + r["precision"])
+                + (", fused attention" if r.get("attention") == "fused" else ""))
     return ("kd", r["teacher"], r["student"], r["batch"], r["input"], r["threads"], "cpu")
 
 

@@ -109,6 +109,7 @@ BenchRecord run_model_bench(const ModelBenchOptions& o) {
         .text("mode", o.train ? "train" : "forward")
         .text("device", o.device.str())
         .text("precision", precision_name(precision()))
+        .text("attention", attention_kernel_name(attention_kernel()))
         .integer("batch", o.batch)
         .text("input", input_text(chw))
         .integer("threads", num_threads())

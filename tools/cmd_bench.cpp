@@ -197,7 +197,9 @@ std::vector<OptionSpec> model_options() {
             {"steps", "10", "timed steps (after 3 warm-up steps)"},
             {"train", "", "time a training step (forward, backward, SGD) instead of a forward",
              true},
-            threads_option(), json_option(), {"device", "cpu", "cpu, cuda or cuda:N"},
+            threads_option(), json_option(),
+            {"attention", "gemm", "ViT attention: gemm (matmul + softmax) or fused (engine/ops/attention.h)"},
+            {"device", "cpu", "cpu, cuda or cuda:N"},
             {"precision", "f32", "products in f32, tf32, bf16 or f16 (engine/precision.h)"}};
 }
 
@@ -227,6 +229,7 @@ int bench_model(std::vector<std::string> args) {
     o.train = opts.get_flag("train");
     o.device = parse_device(opts.get("device"));
     set_precision(parse_precision(opts.get("precision")));
+    set_attention_kernel(parse_attention_kernel(opts.get("attention")));
     run_model_bench(o).print(opts.get_flag("json"));
     return 0;
 }
@@ -247,6 +250,7 @@ int bench_kd(std::vector<std::string> args) {
     o.steps = opts.get_int("steps", 1, 100000);
     o.input = opts.get("input");
     o.temperature = opts.get_double("T", 0.01, 1000);
+    set_attention_kernel(parse_attention_kernel(opts.get("attention")));
     run_kd_bench(o).print(opts.get_flag("json"));
     return 0;
 }

@@ -88,6 +88,15 @@ if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
     "vit_tiny_patch16_224:img_size=32,patch_size=4 --train --batch 128 --input 3x32x32"
     "resnet18 --batch 64 --input 3x224x224"
   )
+  # the two attention paths (batched GEMMs + softmax, and the fused kernel) at ViT sizes
+  for a in gemm fused; do
+    for vit in "vit_tiny_patch16_224 --train --batch 128 --input 3x224x224" \
+               "vit_small_patch16_224 --train --batch 128 --input 3x224x224"; do
+      # shellcheck disable=SC2086
+      "$BUILD_DIR/retort" bench model $vit --device cuda --attention "$a" --threads "$threads" --steps 10 \
+        --json >>"$bench" 2>>"$OUT/bench.log" || { echo "retort bench failed: $vit $a" >>"$OUT/bench.log"; status=1; }
+    done
+  done
   for precision in f32 bf16; do
     for w in "${workloads[@]}"; do
       # shellcheck disable=SC2086
