@@ -26,11 +26,13 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "data/batch_transforms.h"
 #include "data/sample_rng.h"
 #include "data/transforms.h"
+#include "engine/cuda/upload.h"
 #include "engine/dist/communicator.h"
 #include "engine/error.h"
 #include "engine/parallel.h"
@@ -175,6 +177,14 @@ struct DataLoader::State {
     std::shared_ptr<const std::vector<std::int64_t>> order;
     std::int64_t next_to_build = 0, next_to_return = 0;
     std::map<std::int64_t, Built> done;  // the reorder buffer
+    // GPU batches: the next batch, its copy to the GPU under way while the current step
+    // computes (engine/cuda/upload.h). Touched by the consumer's thread only.
+    struct Ahead {
+        std::int64_t index = -1;
+        Batch host;
+        cuda::Upload images, labels, targets;
+    };
+    std::optional<Ahead> ahead;
 
     BatchRecipe recipe() const {
         return {dataset.get(), &options, &transforms, batch_transform.get()};
@@ -268,7 +278,30 @@ void DataLoader::start_epoch(std::int64_t epoch, std::int64_t skip_batches) {
         s.done.clear();
         s.started = true;
     }
+    s.ahead.reset();  // waits for its copy, if one was under way
     s.work_available.notify_all();
+}
+
+// Takes batch next_to_return out of the reorder buffer if it is already built (never waits) and
+// starts its copy to the GPU; next() hands it out when it is asked for.
+void DataLoader::copy_ahead() {
+    State& s = *state_;
+    Built built;
+    {
+        std::lock_guard<std::mutex> lock(s.mutex);
+        const std::int64_t b = s.next_to_return;
+        auto it = s.done.find(b);
+        if (b >= s.batches || it == s.done.end() || it->second.error) return;  // an error is thrown by next()
+        built = std::move(it->second);
+        s.done.erase(it);
+        s.ahead.emplace();
+        s.ahead->index = b;
+    }
+    State::Ahead& a = *s.ahead;
+    a.host = std::move(built.batch);
+    if (a.host.images.defined()) a.images = cuda::Upload(a.host.images, options_.device);
+    a.labels = cuda::Upload(a.host.labels, options_.device);
+    if (a.host.targets.defined()) a.targets = cuda::Upload(a.host.targets, options_.device);
 }
 
 bool DataLoader::next(Batch& batch) {
@@ -279,6 +312,21 @@ bool DataLoader::next(Batch& batch) {
         if (s.next_to_return >= s.batches) return false;
         const std::int64_t b = s.next_to_return++;
         built = build_captured(s.recipe(), *s.order, s.epoch, b, [] { return false; });
+    } else if (s.ahead && s.ahead->index == s.next_to_return) {
+        // copied to the GPU while the previous step computed
+        {
+            std::lock_guard<std::mutex> lock(s.mutex);
+            ++s.next_to_return;
+        }
+        s.work_available.notify_all();
+        State::Ahead& a = *s.ahead;
+        batch = std::move(a.host);
+        if (a.images.started()) batch.images = a.images.take();
+        batch.labels = a.labels.take();
+        if (a.targets.started()) batch.targets = a.targets.take();
+        s.ahead.reset();  // keeps the host buffers until their copies are done
+        copy_ahead();
+        return true;
     } else {
         std::unique_lock<std::mutex> lock(s.mutex);
         require(s.started, "DataLoader::next: call start_epoch() first");
@@ -298,6 +346,7 @@ bool DataLoader::next(Batch& batch) {
         if (batch.images.defined()) batch.images = batch.images.to(options_.device);  // undefined: no samples here
         batch.labels = batch.labels.to(options_.device);
         if (batch.targets.defined()) batch.targets = batch.targets.to(options_.device);
+        if (options_.workers > 0) copy_ahead();  // the next one travels while this one is used
     }
     return true;
 }

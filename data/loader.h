@@ -43,7 +43,9 @@ struct LoaderOptions {
     // A batch transform: "" (none), "mixup:alpha=0.2", "cutmix:alpha=1.0".
     std::string batch_transform;
     // Where next() delivers batches. For a GPU the workers build each batch in pinned host
-    // memory and next() copies it over (images, labels and mixed targets).
+    // memory, and the copy of batch b + 1 (images, labels and mixed targets) starts on a copy
+    // stream when batch b is handed out, so that it travels while step b computes
+    // (engine/cuda/upload.h; with workers = 0 the copy is synchronous).
     Device device = Device::cpu();
     // Data parallel: this process is rank `shard_rank` of `shard_count` and builds only its piece
     // of every batch (dist::shard_range of the batch's positions). The epoch's sample order, the
@@ -74,6 +76,7 @@ public:
     std::string describe() const;
 
 private:
+    void copy_ahead();  // GPU batches: start copying the next built batch (data/loader.cpp)
     struct State;  // threads, queues: data/loader.cpp
     std::shared_ptr<const Dataset> dataset_;
     LoaderOptions options_;

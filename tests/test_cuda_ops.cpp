@@ -11,6 +11,7 @@
 #include "engine/cuda/blas.h"
 #include "engine/cuda/cudnn_conv.h"
 #include "engine/cuda/runtime.h"
+#include "data/synthetic.h"
 #include "engine/engine.h"
 #include "distill/trainer.h"
 #include "models/models.h"
@@ -152,6 +153,41 @@ TEST_CASE("cuda ops: fused attention (online softmax), forward and backward, at 
     Tensor q2 = input({3, 9, 16}, 33), k2 = input({3, 40, 16}, 34), v2 = input({3, 40, 16}, 35);
     compare("attention 9 queries over 40 keys", [](auto& t) { return scaled_dot_product_attention(t[0], t[1], t[2], 0.7); },
             {q2, k2, v2}, 1e-4);
+}
+
+TEST_CASE("cuda ops: GPU batches copied ahead on the copy stream equal the CPU loader's, epoch after epoch") {
+    if (!have_gpu()) return;
+    SyntheticOptions o;
+    o.num_classes = 3;
+    o.size = 45;
+    o.channels = 1;
+    o.height = o.width = 8;
+    auto data = std::make_shared<SyntheticDataset>(o, 2, "train");
+    LoaderOptions cpu_options;
+    cpu_options.batch_size = 8;
+    cpu_options.workers = 2;
+    cpu_options.transforms = "flip";
+    cpu_options.batch_transform = "mixup:alpha=0.4";
+    LoaderOptions gpu_options = cpu_options;
+    gpu_options.device = Device::cuda();
+    DataLoader cpu_loader(data, cpu_options), gpu_loader(data, gpu_options);
+    for (std::int64_t epoch : {0, 1}) {
+        cpu_loader.start_epoch(epoch, epoch);  // the second epoch skips its first batch (resume)
+        gpu_loader.start_epoch(epoch, epoch);
+        Batch a, b;
+        int batches = 0;
+        while (cpu_loader.next(a)) {
+            REQUIRE(gpu_loader.next(b));
+            CHECK(b.images.device().is_cuda());
+            CHECK(b.indices == a.indices);
+            CHECK(relative_error(b.images.to(Device::cpu()), a.images) == 0);
+            CHECK(relative_error(b.targets.to(Device::cpu()), a.targets) == 0);
+            CHECK(b.labels.to(Device::cpu()).to_vector<std::int64_t>() == a.labels.to_vector<std::int64_t>());
+            ++batches;
+        }
+        CHECK_FALSE(gpu_loader.next(b));
+        CHECK(batches == 6 - epoch);
+    }
 }
 
 TEST_CASE("cuda ops: matmul (batched, broadcast) and linear through cuBLAS, TF32 off") {

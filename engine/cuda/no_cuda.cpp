@@ -10,6 +10,7 @@
 #include "engine/cuda/fft.h"
 #include "engine/cuda/launch.h"
 #include "engine/cuda/runtime.h"
+#include "engine/cuda/upload.h"
 #include "engine/error.h"
 
 namespace retort::cuda {
@@ -80,6 +81,17 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
     if (!dst_device.is_cpu() || !src_device.is_cpu()) no_backend();
     if (bytes > 0) std::memcpy(dst, src, bytes);
 }
+
+Upload::Upload(const Tensor&, Device) { no_backend(); }
+Upload::Upload(Upload&& other) noexcept : event_(other.event_) { other.event_ = nullptr; }
+Upload& Upload::operator=(Upload&& other) noexcept {
+    event_ = other.event_;
+    other.event_ = nullptr;
+    return *this;
+}
+Upload::~Upload() = default;
+void Upload::release() {}
+Tensor Upload::take() { no_backend(); }
 
 }  // namespace retort::cuda
 
