@@ -387,7 +387,7 @@ TEST_CASE("dist (mpirun): retort train --ranks 2 follows the 1-rank run, and res
     CHECK_FALSE(std::filesystem::exists(dir / "bn-small"));
 }
 
-TEST_CASE("dist (mpirun): retort distill over 2 ranks follows 1 rank, and --seeds with --seed-groups equals the seeds one by one") {
+TEST_CASE("dist (mpirun): retort distill over 2 ranks follows 1 rank in every mode, and --seeds with --seed-groups equals the seeds one by one") {
     SKIP_WITHOUT_MPIRUN();
     TempDir dir;
     const std::string config = write_config(dir, "vit.conf", kTinyVit);
@@ -407,6 +407,25 @@ objectives = ce:0.5, kd:0.5
     CAPTURE(two.output);
     REQUIRE(two.status == 0);
     check_same_curves(dir / "one", dir / "two", 1e-4);
+
+    // The other modes: self-distillation, mutual learning, born-again generations.
+    const std::vector<std::pair<std::string, std::string>> modes = {
+        {"self_distill", "[distill]\nmode = self_distill\n"},
+        {"dml", "[distill]\nmode = dml\n[dml]\npeers = vit_tiny_patch16_224:img_size=12,patch_size=4,depth=1,"
+                "embed_dim=16,num_heads=2,in_chans=1,num_classes=4\n"},
+        {"born_again", "[distill]\nmode = born_again\n[born_again]\ngenerations = 1\n"}};
+    for (const auto& [mode, section] : modes) {
+        CAPTURE(mode);
+        const std::string conf = write_config(dir, mode + ".conf", std::string(kTinyVit) + section);
+        const CliRun alone = retort::testing::run_retort("distill --config " + conf + " --out " + (dir / (mode + "-1")));
+        const CliRun pair = retort::testing::run_retort("distill --config " + conf + " --out " + (dir / (mode + "-2")) +
+                                                        " --ranks 2");
+        CAPTURE(pair.output);
+        REQUIRE(alone.status == 0);
+        REQUIRE(pair.status == 0);
+        const std::string run = mode == "born_again" ? "/gen-1" : "";
+        check_same_curves(dir / (mode + "-1") + run, dir / (mode + "-2") + run, 1e-4);
+    }
 
     // Two seeds, one rank each at the same time: the same numbers as one after the other.
     const CliRun serial = retort::testing::run_retort("distill --config " + distill + " --out " + (dir / "serial") +
