@@ -6,25 +6,34 @@
 #include <unordered_set>
 
 #include "engine/autograd.h"
+#include "engine/cuda/launch.h"
 #include "engine/cuda/runtime.h"
+#include "engine/kernels/elementwise.h"
 #include "engine/error.h"
 
 namespace retort::dist {
 
 namespace {
 
-std::size_t bytes_of(const Tensor& t) { return static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype()); }
 
 char* byte_pointer(Tensor& t, std::int64_t element) {
     return static_cast<char*>(t.raw_device_data()) + element * static_cast<std::int64_t>(dtype_size(t.dtype()));
 }
 
-// Writes one number of the buffer's dtype (f32 or f64) at `element`, wherever the buffer lives.
-void write_number(Tensor& buffer, std::int64_t element, double value) {
-    const float f = static_cast<float>(value);
-    const void* source = buffer.dtype() == DType::f64 ? static_cast<const void*>(&value) : &f;
-    cuda::copy_bytes(byte_pointer(buffer, element), buffer.device(), source, Device::cpu(),
-                     dtype_size(buffer.dtype()));
+// Copies n values of a float tensor's dtype between two places on `device`, as a kernel on the
+// device's compute stream: inside backward on a GPU a synchronous cudaMemcpy would stall the
+// queue once per parameter.
+void copy_values(Device device, DType dtype, void* dst, const void* src, std::int64_t n) {
+    visit_floating(dtype, "gradient bucket copy", [&]<class T>(Type<T>) {
+        run(device, n, kernels::Cast<T, T>{static_cast<const T*>(src), static_cast<T*>(dst)});
+    });
+}
+
+// Sets one number of the buffer (a used flag) to 1, wherever the buffer lives, on its stream.
+void set_flag(Tensor& buffer, std::int64_t element) {
+    visit_floating(buffer.dtype(), "gradient bucket flag", [&]<class T>(Type<T>) {
+        run(buffer.device(), 1, kernels::Fill<T>{reinterpret_cast<T*>(byte_pointer(buffer, element)), T(1)});
+    });
 }
 
 }  // namespace
@@ -92,10 +101,10 @@ void GradientReducer::on_grad_ready(std::size_t bi, std::size_t si, const Tensor
     require(grad.dtype() == s.param.dtype() && grad.device() == s.param.device() &&
                 grad.numel() == s.param.numel(),
             "data parallel: a gradient does not match its parameter's dtype, device or size");
-    cuda::copy_bytes(byte_pointer(b.buffer, s.offset), b.buffer.device(), grad.raw_device_data(),
-                     grad.device(), bytes_of(grad));
+    copy_values(grad.device(), grad.dtype(), byte_pointer(b.buffer, s.offset), grad.raw_device_data(),
+                grad.numel());
     if (!s.filled) {
-        write_number(b.buffer, b.values + static_cast<std::int64_t>(si), 1.0);
+        set_flag(b.buffer, b.values + static_cast<std::int64_t>(si));
         s.filled = true;
         ++b.filled;
     }
@@ -148,8 +157,8 @@ void GradientReducer::finish() {
             Slot& s = b.slots[i];
             if (used[i] == 0) continue;  // no rank computed it: no gradient, as in one process
             Tensor grad = Tensor::empty(s.param.shape(), s.param.dtype(), s.param.device());
-            cuda::copy_bytes(grad.raw_device_data(), grad.device(), byte_pointer(b.buffer, s.offset),
-                             b.buffer.device(), bytes_of(grad));
+            copy_values(grad.device(), grad.dtype(), grad.raw_device_data(), byte_pointer(b.buffer, s.offset),
+                        grad.numel());
             s.param.set_grad(grad);
         }
     }
