@@ -260,10 +260,13 @@ TEST_CASE("cuda ops: batch norm (training and eval), layer norm, losses, norms")
 TEST_CASE("cuda ops: conv2d (plain, strided, grouped, depthwise, with bias), cuDNN and the kernels") {
     if (!have_gpu()) return;
     MESSAGE("cuDNN built in: ", cuda::cudnn_built());
-    for (bool with_cudnn : {true, false}) {
+    // cuDNN for all, cuDNN with the depthwise kernel, the kernels for all
+    for (int path : {0, 1, 2}) {
+        const bool with_cudnn = path < 2;
         if (with_cudnn && !cuda::cudnn_built()) continue;
         cuda::set_use_cudnn(with_cudnn);
-        CAPTURE(with_cudnn);
+        cuda::set_cudnn_depthwise(path == 0);
+        CAPTURE(path);
         Tensor x = input({3, 4, 9, 8}, 30);
         struct Case {
             const char* name;
@@ -286,6 +289,7 @@ TEST_CASE("cuda ops: conv2d (plain, strided, grouped, depthwise, with bias), cuD
         }
     }
     cuda::set_use_cudnn(true);
+    cuda::set_cudnn_depthwise(true);
 }
 
 TEST_CASE("cuda ops: max, average and adaptive pooling") {

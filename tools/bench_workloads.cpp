@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 
+#include "engine/cuda/cudnn_conv.h"
 #include "engine/cuda/device_memory.h"
 #include "engine/cuda/runtime.h"
 #include "engine/engine.h"
@@ -110,6 +111,8 @@ BenchRecord run_model_bench(const ModelBenchOptions& o) {
         .text("device", o.device.str())
         .text("precision", precision_name(precision()))
         .text("attention", attention_kernel_name(attention_kernel()))
+        .text("conv", !o.device.is_cuda() ? "cpu" : !cuda::use_cudnn() ? "kernels"
+                      : cuda::cudnn_for(true) ? "cudnn" : "cudnn, depthwise kernel")
         .integer("batch", o.batch)
         .text("input", input_text(chw))
         .integer("threads", num_threads())

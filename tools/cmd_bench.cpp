@@ -19,6 +19,7 @@
 #include "engine/cpu/fma_peak.h"
 #include "engine/cpu/gemm.h"
 #include "engine/cuda/blas.h"
+#include "engine/cuda/cudnn_conv.h"
 #include "engine/cuda/runtime.h"
 #include "engine/flops.h"
 #include "engine/engine.h"
@@ -199,6 +200,7 @@ std::vector<OptionSpec> model_options() {
              true},
             threads_option(), json_option(),
             {"attention", "gemm", "ViT attention: gemm (matmul + softmax) or fused (engine/ops/attention.h)"},
+            {"depthwise", "cudnn", "on a GPU with cuDNN: depthwise convolutions through cudnn or the kernel"},
             {"device", "cpu", "cpu, cuda or cuda:N"},
             {"precision", "f32", "products in f32, tf32, bf16 or f16 (engine/precision.h)"}};
 }
@@ -230,6 +232,9 @@ int bench_model(std::vector<std::string> args) {
     o.device = parse_device(opts.get("device"));
     set_precision(parse_precision(opts.get("precision")));
     set_attention_kernel(parse_attention_kernel(opts.get("attention")));
+    const std::string depthwise = opts.get("depthwise");
+    require(depthwise == "cudnn" || depthwise == "kernel", "--depthwise must be cudnn or kernel, got '", depthwise, "'");
+    cuda::set_cudnn_depthwise(depthwise == "cudnn");
     run_model_bench(o).print(opts.get_flag("json"));
     return 0;
 }

@@ -97,6 +97,12 @@ if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
         --json >>"$bench" 2>>"$OUT/bench.log" || { echo "retort bench failed: $vit $a" >>"$OUT/bench.log"; status=1; }
     done
   done
+  # depthwise convolutions: cuDNN against the direct kernel, in the network that is made of them
+  for dw in cudnn kernel; do
+    "$BUILD_DIR/retort" bench model mobilenet_v2 --train --batch 128 --input 3x224x224 --device cuda \
+      --depthwise "$dw" --threads "$threads" --steps 10 --json >>"$bench" 2>>"$OUT/bench.log" ||
+      { echo "retort bench failed: mobilenet_v2 depthwise $dw" >>"$OUT/bench.log"; status=1; }
+  done
   for precision in f32 bf16; do
     for w in "${workloads[@]}"; do
       # shellcheck disable=SC2086

@@ -10,9 +10,12 @@
 namespace retort::cuda {
 namespace {
 std::atomic<bool> cudnn_wanted{true};
+std::atomic<bool> cudnn_depthwise_wanted{true};
 }  // namespace
 void set_use_cudnn(bool use) { cudnn_wanted = use; }
 bool use_cudnn() { return cudnn_wanted && cudnn_built(); }
+void set_cudnn_depthwise(bool use) { cudnn_depthwise_wanted = use; }
+bool cudnn_for(bool depthwise) { return use_cudnn() && (!depthwise || cudnn_depthwise_wanted); }
 }  // namespace retort::cuda
 
 #if defined(RETORT_HAVE_CUDNN)

@@ -22,6 +22,12 @@ bool cudnn_built();
 // it)? Off, they run the kernels of engine/kernels/: the GPU tests compare both paths with the CPU.
 void set_use_cudnn(bool use);
 bool use_cudnn();
+// Depthwise convolutions (groups = channels) alone: through cuDNN (true, the default, when
+// use_cudnn()) or through the direct kernels of engine/kernels/conv.h. Which is faster depends on
+// the card; `retort bench model --depthwise cudnn|kernel` and tools/gpu-check.sh measure both.
+void set_cudnn_depthwise(bool use);
+// Whether a convolution takes cuDNN: use_cudnn(), and for a depthwise one set_cudnn_depthwise.
+bool cudnn_for(bool depthwise);
 
 struct CudnnConvShape {
     std::int64_t batch, in_channels, height, width;

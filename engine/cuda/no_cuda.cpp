@@ -53,6 +53,8 @@ void fft2_real_to_half(Device, DType, const void*, void*, std::int64_t, std::int
 bool cudnn_built() { return false; }
 void set_use_cudnn(bool) {}
 bool use_cudnn() { return false; }
+void set_cudnn_depthwise(bool) {}
+bool cudnn_for(bool) { return false; }
 void cudnn_conv_forward(Device, DType, const CudnnConvShape&, const void*, const void*, void*,
                         double) {
     no_backend();

@@ -440,7 +440,7 @@ template <class T>
 void conv2d_forward_gpu(const ConvShape& s, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, Tensor& y) {
     const Device device = x.device();
-    if (cuda::use_cudnn() && !reduced_precision()) {  // bf16 / f16: the GEMM path's tensor cores
+    if (cuda::cudnn_for(s.depthwise()) && !reduced_precision()) {  // bf16 / f16: the GEMM path's tensor cores
         const bool with_bias = fill_with_bias<T>(s, bias, y);
         cuda::cudnn_conv_forward(device, x.dtype(), cudnn_shape(s), x.raw_device_data(),
                                  weight.raw_device_data(), y.raw_device_data(), with_bias ? 1 : 0);
@@ -479,7 +479,7 @@ void conv2d_forward_gpu(const ConvShape& s, const Tensor& x, const Tensor& weigh
 template <class T>
 void conv2d_grad_input_gpu(const ConvShape& s, const Tensor& dy, const Tensor& weight, Tensor& dx) {
     const Device device = dy.device();
-    if (cuda::use_cudnn() && !reduced_precision()) {
+    if (cuda::cudnn_for(s.depthwise()) && !reduced_precision()) {
         cuda::cudnn_conv_backward_data(device, dy.dtype(), cudnn_shape(s), dy.raw_device_data(),
                                        weight.raw_device_data(), dx.raw_device_data());
         return;
@@ -514,7 +514,7 @@ void conv2d_grad_input_gpu(const ConvShape& s, const Tensor& dy, const Tensor& w
 template <class T>
 void conv2d_grad_weight_gpu(const ConvShape& s, const Tensor& x, const Tensor& dy, Tensor& dw) {
     const Device device = x.device();
-    if (cuda::use_cudnn() && !reduced_precision()) {
+    if (cuda::cudnn_for(s.depthwise()) && !reduced_precision()) {
         cuda::cudnn_conv_backward_filter(device, x.dtype(), cudnn_shape(s), x.raw_device_data(),
                                          dy.raw_device_data(), dw.raw_device_data());
         return;
