@@ -80,6 +80,9 @@ Config train_config_schema() {
                      "ViT attention: gemm (batched products + softmax) or fused (one kernel, the "
                      "probabilities never stored; engine/ops/attention.h)",
                      {"gemm", "fused"});
+    c.declare_string("run", "depthwise", "cudnn",
+                     "on a GPU with cuDNN: depthwise convolutions through cudnn or the direct kernel",
+                     {"cudnn", "kernel"});
     c.declare_double("run", "loss_scale", 65536, 1, 1e38,
                      "precision = f16: the initial loss scale (halved on each gradient overflow, "
                      "doubled after 2000 good steps)");
@@ -167,6 +170,7 @@ TrainConfig read_train_config(const Config& c) {
     t.run.device = c.get_string("run.device");
     t.run.precision = c.get_string("run.precision");
     t.run.attention = c.get_string("run.attention");
+    t.run.depthwise = c.get_string("run.depthwise");
     t.run.loss_scale = c.get_double("run.loss_scale");
     // a misspelt device, or one this machine lacks, is an error before anything runs
     require_available(parse_device(t.run.device));
@@ -185,7 +189,7 @@ TrainConfig read_train_config(const Config& c) {
 }
 
 const std::vector<std::string>& resume_overridable_keys() {
-    static const std::vector<std::string> keys = {"run.epochs", "run.threads", "run.device", "run.log_every", "run.bucket_mib", "run.attention",
+    static const std::vector<std::string> keys = {"run.epochs", "run.threads", "run.device", "run.log_every", "run.bucket_mib", "run.attention", "run.depthwise",
                                                   "data.workers", "data.path"};
     return keys;
 }

@@ -98,6 +98,7 @@ struct TrainConfig {
         std::string device = "cpu";  // parse_device's names
         std::string precision = "f32";  // engine/precision.h
         std::string attention = "gemm";  // gemm | fused (engine/ops/attention.h)
+        std::string depthwise = "cudnn";  // cudnn | kernel (engine/cuda/cudnn_conv.h)
         double loss_scale = 65536;      // the initial scale of an f16 run
         std::int64_t max_steps_per_epoch = 0;
         std::int64_t eval_batch_size = 256;

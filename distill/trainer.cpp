@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "engine/cuda/cudnn_conv.h"
 #include "engine/cuda/launch.h"
 #include "engine/kernels/elementwise.h"
 #include "engine/precision.h"
@@ -359,6 +360,7 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Model> model, DatasetSplits
             " is the batch of all ranks together: it must be at least the number of ranks (", ranks, ")");
     set_precision(parse_precision(config_.run.precision));
     set_attention_kernel(parse_attention_kernel(config_.run.attention));
+    cuda::set_cudnn_depthwise(config_.run.depthwise == "cudnn");
 
     LoaderOptions train_options;
     train_options.device = device_;
