@@ -17,6 +17,7 @@
 #include "models/models.h"
 #include "tests/cli_run.h"
 #include "tests/gradcheck.h"
+#include "tests/tiny_run.h"
 
 using namespace retort;
 
@@ -490,24 +491,10 @@ TEST_CASE("modules move between devices in place, keeping their tensors' identit
 
 TEST_CASE("cuda training: a whole run with run.device = cuda follows the CPU run") {
     if (!have_gpu()) return;
-    const std::string text = R"([model]
-spec = resnet8:in_chans=1,num_classes=4
-[data]
-path = synthetic:num_classes=4,size=96,test_size=32,channels=1,height=12,width=12
-val_size = 16
-batch_size = 16
-workers = 0
-[optim]
-lr = 0.05
-[run]
-epochs = 2
-)";
     retort::testing::TempDir dir;
     std::vector<double> final_loss;
     for (const std::string device : {"cpu", "cuda"}) {
-        Config config = train_config_schema();
-        config.parse(text, "gpu.cfg");
-        config.apply_override("run.device=" + device);
+        Config config = retort::testing::tiny_run_config({"run.device=" + device});
         const TrainConfig tc = read_train_config(config);
         std::shared_ptr<Model> model = build_model(tc);
         Trainer trainer(tc, model, open_data(tc));

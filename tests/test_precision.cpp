@@ -11,6 +11,7 @@
 #include "engine/math/half.h"
 #include "tests/cli_run.h"
 #include "tests/gradcheck.h"
+#include "tests/tiny_run.h"
 
 using namespace retort;
 
@@ -150,29 +151,13 @@ TEST_CASE("precision: bf16 and f16 products multiply rounded operands, and f64 a
 
 namespace {
 
-const char* kTinyRun = R"([model]
-spec = resnet8:in_chans=1,num_classes=4
-[data]
-path = synthetic:num_classes=4,size=96,test_size=32,channels=1,height=12,width=12
-val_size = 16
-batch_size = 16
-workers = 0
-[optim]
-lr = 0.05
-[run]
-epochs = 2
-threads = 1
-)";
-
 struct RunResult {
     TrainProgress progress;
     double test_loss;
 };
 
 RunResult tiny_run(const std::string& dir, const std::vector<std::string>& overrides) {
-    Config config = train_config_schema();
-    config.parse(kTinyRun, "tiny.cfg");
-    for (const std::string& o : overrides) config.apply_override(o);
+    Config config = retort::testing::tiny_run_config(overrides);
     const TrainConfig tc = read_train_config(config);
     std::shared_ptr<Model> model = build_model(tc);
     Trainer trainer(tc, model, open_data(tc));
