@@ -3,7 +3,7 @@
 // `retort train` (tools/training_run.h).
 //
 //   retort distill --config FILE [--data DIR] [--set section.key=value ...] [--out RUN_DIR]
-//                  [--seeds S1,S2,...]
+//                  [--seeds S1,S2,... [--seed-groups G]] [--ranks N | --gpus N]
 //   retort distill --resume RUN_DIR [--set run.epochs=N ...]
 //
 // The config is a training config ([model] is the student) plus [distill] (teacher, its
@@ -483,7 +483,9 @@ int run_distill(const std::vector<std::string>& raw_args) {
     const std::vector<std::string> overrides = take_overrides(args);
     Options opts("distill", args,
                  run_options({{"seeds", "", "comma-separated seeds: one run per seed into "
-                                            "RUN_DIR/seed-S, then RUN_DIR/summary.{json,md}"}}));
+                                            "RUN_DIR/seed-S, then RUN_DIR/summary.{json,md}"},
+                              {"seed-groups", "", "G: with several ranks and --seeds, G groups of ranks "
+                                                  "train their shares of the seeds at the same time"}}));
     const RunCommand command{"distill", distill_config_schema(), distill_resume_overridable_keys(),
                              [](const Config& c) { return read_distill_config(c).train; }};
     if (opts.help_requested()) {
