@@ -7,6 +7,10 @@
 #   ranks-C  C ranks (C = the cores), one thread each, each taking 128 / C images of every batch
 # and prints images/s of training, the ratios to plain, the gradient volume per step and the time
 # rank 0 waited for the all-reduce after backward (what overlapping with backward did not hide).
+# Then the peer: training steps alone (one fixed batch, no data loading) of `retort bench model
+# --train` and of PyTorch (tools/peer_bench.py, Debian's python3-torch, OpenBLAS when it is
+# there), each as one process with every core and as one rank per core (retort's data parallel
+# against PyTorch's DistributedDataParallel over gloo).
 #
 #   tools/bench-dist.sh [--model SPEC] [--steps N] [--out DIR]
 set -euo pipefail
@@ -69,3 +73,41 @@ many=$(run "ranks-$CORES" --ranks "$CORES")
   echo "model $MODEL, batch 128, $STEPS steps, data ${DATA}; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   grep -h "data parallel:" "$OUT/ranks-1.log" "$OUT/ranks-$CORES.log"
 } | tee "$OUT/bench.md"
+
+# ---- training steps against PyTorch, one process and one rank per core ----
+PYTHON="${PYTHON:-/usr/bin/python3}"
+OPENBLAS=""
+for d in /usr/lib/*/openblas-pthread "$PWD"/build-openblas/usr/lib/*/openblas-pthread; do
+  [ -e "$d/libblas.so.3" ] && OPENBLAS="$d"
+done
+steps="$OUT/steps.jsonl"
+: >"$steps"
+input="1x28x28"
+for split in "$CORES 1" "1 $CORES"; do
+  read -r threads ranks <<<"$split"
+  dp=()
+  [ "$ranks" -gt 1 ] && dp=(--ranks "$ranks")
+  "$RETORT" bench model "$MODEL" --train --batch 128 --input "$input" --steps 20 --threads "$threads" \
+    "${dp[@]}" --json >>"$steps"
+  LD_LIBRARY_PATH="$OPENBLAS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$PYTHON" tools/peer_bench.py model "$MODEL" \
+    --train --batch 128 --input "$input" --steps 20 --threads "$threads" "${dp[@]}" >>"$steps" ||
+    echo "bench-dist: the PyTorch peer failed" >&2
+done
+"$PYTHON" - "$steps" <<'PY' | tee -a "$OUT/bench.md"
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+def pick(peer, ranks):
+    for r in rows:
+        if ("peer" in r) == peer and r.get("ranks", 1) == ranks:
+            return r["img_per_s"]
+ranks = max(r.get("ranks", 1) for r in rows)
+print()
+print("| training steps (batch 128) | retort | PyTorch | retort / PyTorch |")
+print("|---|---|---|---|")
+for label, n in (("1 process, all cores", 1), ("%d ranks x 1 thread" % ranks, ranks)):
+    a, b = pick(False, n), pick(True, n)
+    print("| %s | %s | %s | %s |" % (label, a, b, "%.2f" % (a / b) if a and b else "-"))
+a1, an, b1, bn = pick(False, 1), pick(False, ranks), pick(True, 1), pick(True, ranks)
+if a1 and an and b1 and bn:
+    print("| data-parallel speed-up | %.2fx | %.2fx | |" % (an / a1, bn / b1))
+PY

@@ -45,7 +45,8 @@ def step_key(r):
         return ("model", r["model"], r["mode"], r["batch"], r["input"], r["threads"],
                 r.get("device", "cpu") + ("" if r.get("precision", "f32") == "f32" else ", " + r["precision"])
                 + (", fused attention" if r.get("attention") == "fused" else "")
-                + (", depthwise kernel" if r.get("conv") == "cudnn, depthwise kernel" else ""))
+                + (", depthwise kernel" if r.get("conv") == "cudnn, depthwise kernel" else "")
+                + (", %d ranks" % r["ranks"] if r.get("ranks", 1) > 1 else ""))
     return ("kd", r["teacher"], r["student"], r["batch"], r["input"], r["threads"], "cpu")
 
 

@@ -84,7 +84,17 @@ BenchRecord run_model_bench(const ModelBenchOptions& o) {
     require_available(o.device);
     std::shared_ptr<Model> model = create_model(o.spec);
     const Shape chw = parse_input(o.input, *model);
-    FixedBatch data = make_batch(o.batch, chw, model->info().num_classes);
+    // Under mpirun (retort bench model --train --ranks N): data parallel, each rank training on
+    // its piece of the batch and summing gradients as the Trainer does; the record counts the
+    // whole batch.
+    const std::shared_ptr<dist::Communicator> ranks = dist::world();
+    const bool parallel = ranks->backend() != "local";
+    require(!parallel || o.train, "bench model: several ranks time training steps only (add --train)");
+    require(!parallel || o.batch >= ranks->size(), "bench model: --batch ", o.batch, " is smaller than the ",
+            ranks->size(), " ranks");
+    const dist::Range piece = dist::shard_range(o.batch, ranks->rank(), ranks->size());
+    const std::int64_t local = parallel ? piece.end - piece.begin : o.batch;
+    FixedBatch data = make_batch(local, chw, model->info().num_classes);
     model->check_input(data.images);
     model->to(o.device);
     data.images = data.images.to(o.device);
@@ -94,10 +104,20 @@ BenchRecord run_model_bench(const ModelBenchOptions& o) {
     if (o.train) {
         model->train();
         SGD optimizer(model->parameters(), SgdOptions{.lr = 0.01, .momentum = 0.9});
+        std::unique_ptr<dist::GradientReducer> reducer;
+        if (parallel) reducer = std::make_unique<dist::GradientReducer>(ranks, model->parameters());
+        const double share = static_cast<double>(local) / static_cast<double>(o.batch);
         seconds = time_steps(o.steps, [&] {
             Tensor loss = cross_entropy(model->forward(data.images), data.labels);
             optimizer.zero_grad();
-            loss.backward();
+            if (reducer) {
+                loss = mul(loss, scalar_tensor(share, loss.dtype(), loss.device()));
+                reducer->begin(loss);
+                loss.backward();
+                reducer->finish();
+            } else {
+                loss.backward();
+            }
             optimizer.step();
         }, o.device);
     } else {
@@ -116,6 +136,7 @@ BenchRecord run_model_bench(const ModelBenchOptions& o) {
         .integer("batch", o.batch)
         .text("input", input_text(chw))
         .integer("threads", num_threads())
+        .integer("ranks", ranks->size())
         .number("img_per_s", static_cast<double>(o.steps * o.batch) / seconds)
         .number("ms_per_step", 1000.0 * seconds / static_cast<double>(o.steps))
         .number("peak_mib", peak_resident_mib() - baseline);

@@ -5,9 +5,10 @@ and prints the same JSON records (one object per line, the same keys) with one k
 "peer", naming PyTorch and the BLAS library it runs on. tools/bench-cpu.sh runs both and
 tools/bench_table.py puts them side by side.
 
-  model SPEC [--train] --batch N --input CxHxW --threads N --steps N [--device cuda]
+  model SPEC [--train] --batch N --input CxHxW --threads N --steps N [--device cuda] [--ranks N]
         3 warm-up steps, then `steps` timed ones on one fixed random batch: a no-grad forward
-        in eval mode, or (--train) forward, cross-entropy, backward, SGD (lr 0.01, momentum 0.9)
+        in eval mode, or (--train) forward, cross-entropy, backward, SGD (lr 0.01, momentum 0.9);
+        --ranks N: the training step under DistributedDataParallel (gloo) over N processes
   kd TEACHER STUDENT --batch N --input CxHxW --threads N --steps N --T 4
         teacher in eval mode under no_grad, student trained on
         cross_entropy + T^2 * KL(softmax(teacher / T) || softmax(student / T)), batchmean
@@ -583,6 +584,61 @@ def run_model(args):
             "peak_mib": round(status_mib("VmHWM") - baseline, 1), "peer": peer_name()}
 
 
+def ddp_rank(rank, args, store_path, results):
+    """One process of `model --train --ranks N`: PyTorch's DDP over gloo, the batch split as
+    retort splits it (the first ranks one sample more), the same steps as run_model."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    set_threads(args.threads)
+    dist.init_process_group("gloo", init_method="file://" + store_path, rank=rank,
+                            world_size=args.ranks)
+    torch.manual_seed(0)
+    model, info = create_model(args.spec)
+    chw = parse_input(args.input, info)
+    check_channels(info, chw, args.spec)
+    base, extra = divmod(args.batch, args.ranks)
+    local = base + (1 if rank < extra else 0)
+    images, labels = fixed_batch(local, chw, info["num_classes"])
+    model = DistributedDataParallel(model)
+    model.train()
+    optimizer = sgd(model)
+
+    def step():
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    seconds = time_steps(args.steps, step)
+    if rank == 0:
+        results.put({"workload": "model", "model": args.spec, "mode": "train", "device": "cpu",
+                     "precision": "f32", "batch": args.batch, "input": "x".join(map(str, chw)),
+                     "threads": torch.get_num_threads(), "ranks": args.ranks,
+                     "img_per_s": round(args.steps * args.batch / seconds, 1),
+                     "ms_per_step": round(1000.0 * seconds / args.steps, 1), "peer": peer_name()})
+    dist.destroy_process_group()
+
+
+def run_model_ddp(args):
+    import os
+    import tempfile
+    import torch.multiprocessing as mp
+    if not args.train or args.device != "cpu" or args.precision != "f32":
+        raise SpecError("--ranks times f32 training steps on the CPU (add --train)")
+    if args.batch < args.ranks:
+        raise SpecError("--batch %d is smaller than the %d ranks" % (args.batch, args.ranks))
+    store = tempfile.NamedTemporaryFile(prefix="peer_ddp_", delete=False)
+    store.close()
+    os.unlink(store.name)  # gloo's file store creates it
+    ctx = mp.get_context("spawn")
+    results = ctx.SimpleQueue()
+    try:
+        mp.spawn(ddp_rank, args=(args, store.name, results), nprocs=args.ranks, join=True)
+    finally:
+        if os.path.exists(store.name):
+            os.unlink(store.name)
+    return results.get()
+
+
 def run_kd(args):
     reset_peak_resident()
     baseline = status_mib("VmRSS")
@@ -703,6 +759,9 @@ def build_parser():
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda: TF32 off, as retort's default)")
     p.add_argument("--precision", default="f32", choices=["f32", "tf32", "bf16", "f16"],
                    help="as retort's run.precision: bf16 / f16 run under torch.autocast")
+    p.add_argument("--ranks", type=positive, default=1,
+                   help="--train on the CPU: DistributedDataParallel over N processes (gloo), each "
+                        "with --threads threads and its piece of the batch")
     common(p)
     p = sub.add_parser("kd", help="one KD step: teacher forward, student forward+backward+SGD")
     p.add_argument("teacher")
@@ -723,7 +782,10 @@ def main():
         if args.what == "gemm":
             run_gemm(args)
             return 0
-        record = run_model(args) if args.what == "model" else run_kd(args)
+        if args.what == "model" and args.ranks > 1:
+            record = run_model_ddp(args)
+        else:
+            record = run_model(args) if args.what == "model" else run_kd(args)
         if args.tag:
             record["tag"] = args.tag
         emit(record)

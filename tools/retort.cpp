@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
         namespace dist = retort::dist;
         try {
             std::vector<std::string> rest(args.begin() + 1, args.end());
-            const bool run_command = args[0] == "train" || args[0] == "distill";
+            // bench: `bench model --train --ranks N` times data-parallel training steps
+            const bool run_command = args[0] == "train" || args[0] == "distill" || args[0] == "bench";
             if (run_command) {  // data parallel: start the ranks, or join them (tools/ranks.h)
                 const cli::RankOptions ranks = cli::take_rank_options(rest);
                 if (ranks.ranks > 0) cli::launch_ranks(c.name, rest, ranks);
