@@ -458,6 +458,18 @@ objectives = ce:0.5, kd:0.5
         }
     CHECK(std::filesystem::exists(dir / "grouped/seed-2/best.safetensors"));
 
+    // bench model --train over 2 ranks: one record (rank 0's), for the whole batch.
+    const CliRun bench = retort::testing::run_retort(
+        "bench model resnet8:in_chans=1,num_classes=4 --train --batch 8 --input 1x12x12 --steps 1 --threads 1 "
+        "--json --ranks 2");
+    CAPTURE(bench.output);
+    CHECK(bench.status == 0);
+    CHECK(count_of(bench.output, "\"ranks\": 2") == 1);
+    const CliRun forward = retort::testing::run_retort(
+        "bench model resnet8:in_chans=1,num_classes=4 --batch 8 --input 1x12x12 --steps 1 --ranks 2");
+    CHECK(forward.status != 0);
+    CHECK(forward.output.find("several ranks time training steps only") != std::string::npos);
+
     // Bad requests, before anything runs.
     const CliRun uneven = retort::testing::run_retort("distill --config " + distill + " --out " + (dir / "x") +
                                                       " --seeds 1,2 --ranks 3 --seed-groups 2");
