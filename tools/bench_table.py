@@ -46,8 +46,10 @@ def step_key(r):
                 r.get("device", "cpu") + ("" if r.get("precision", "f32") == "f32" else ", " + r["precision"])
                 + (", fused attention" if r.get("attention") == "fused" else "")
                 + (", depthwise kernel" if r.get("conv") == "cudnn, depthwise kernel" else "")
-                + (", %d ranks" % r["ranks"] if r.get("ranks", 1) > 1 else ""))
-    return ("kd", r["teacher"], r["student"], r["batch"], r["input"], r["threads"], "cpu")
+                + (", %d ranks" % r["ranks"] if r.get("ranks", 1) > 1 else "")
+                + (", PyTorch " + r["variant"] if r.get("variant") else ""))
+    return ("kd", r["teacher"], r["student"], r["batch"], r["input"], r["threads"],
+            r.get("device", "cpu") + ("" if r.get("precision", "f32") == "f32" else ", " + r["precision"]))
 
 
 def step_label(key):
@@ -56,7 +58,7 @@ def step_label(key):
         _, model, mode, batch, size, _, _ = key
         return "%s %s%s" % ("train" if mode == "train" else "forward", model, device)
     _, teacher, student, batch, size, _, _ = key
-    return "KD %s -> %s" % (teacher, student)
+    return "KD %s -> %s%s" % (teacher, student, device)
 
 
 def step_table(records):
@@ -73,14 +75,17 @@ def step_table(records):
         return []
     lines = ["| workload | retort img/s | PyTorch img/s | ratio | retort peak MiB | PyTorch peak MiB |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    batch, size, threads = order[0][3], order[0][4], order[0][5]
     for key in order:
         ours, theirs = rows[key].get("retort", {}), rows[key].get("pytorch", {})
         a, b = ours.get("img_per_s"), theirs.get("img_per_s")
         ratio = "%.2fx" % (a / b) if a and b else "-"
+        label = step_label(key)
+        if (key[3], key[4]) != (batch, size):  # not the batch and input the footer names
+            label += " [batch %s, %s]" % (key[3], key[4])
         lines.append("| %s | %s | %s | %s | %s | %s |" % (
-            step_label(key), fmt(a), fmt(b), ratio, fmt(ours.get("peak_mib"), 0),
+            label, fmt(a), fmt(b), ratio, fmt(ours.get("peak_mib"), 0),
             fmt(theirs.get("peak_mib"), 0)))
-    batch, size, threads = order[0][3], order[0][4], order[0][5]
     lines.append("")
     lines.append("Batch %s, input %s, %s threads; img/s of whole steps (3 warm-up steps, then timed "
                  "ones on one fixed batch); peak MiB: resident memory above the idle process."

@@ -154,11 +154,16 @@ BenchRecord run_kd_bench(const KdBenchOptions& o) {
             "bench kd: the teacher has ", teacher->info().num_classes,
             " classes and the student ", student->info().num_classes);
     const Shape chw = parse_input(o.input, *student);
-    const FixedBatch data = make_batch(o.batch, chw, student->info().num_classes);
+    require_available(o.device);
+    FixedBatch data = make_batch(o.batch, chw, student->info().num_classes);
     teacher->check_input(data.images);
     student->check_input(data.images);
     teacher->eval();
     fold_batch_norms(*teacher);  // the teacher is frozen: its inference path
+    teacher->to(o.device);
+    student->to(o.device);
+    data.images = data.images.to(o.device);
+    data.labels = data.labels.to(o.device);
     student->train();
     SGD optimizer(student->parameters(), SgdOptions{.lr = 0.01, .momentum = 0.9});
     const double T = o.temperature;
@@ -175,16 +180,20 @@ BenchRecord run_kd_bench(const KdBenchOptions& o) {
         optimizer.zero_grad();
         loss.backward();
         optimizer.step();
-    });
-    return BenchRecord("kd")
-        .text("teacher", o.teacher)
+    }, o.device);
+    BenchRecord record("kd");
+    record.text("teacher", o.teacher)
         .text("student", o.student)
+        .text("device", o.device.str())
+        .text("precision", precision_name(precision()))
         .integer("batch", o.batch)
         .text("input", input_text(chw))
         .integer("threads", num_threads())
         .number("img_per_s", static_cast<double>(o.steps * o.batch) / seconds)
         .number("ms_per_step", 1000.0 * seconds / static_cast<double>(o.steps))
         .number("peak_mib", peak_resident_mib() - baseline);
+    add_gpu_memory(record, o.device);
+    return record;
 }
 
 }  // namespace retort::cli

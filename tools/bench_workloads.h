@@ -33,6 +33,7 @@ struct KdBenchOptions {
     std::int64_t steps = 10;
     std::string input;
     double temperature = 4;
+    Device device = Device::cpu();  // teacher, student and batch; run.precision applies to both
 };
 BenchRecord run_kd_bench(const KdBenchOptions& options);
 

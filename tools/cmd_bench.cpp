@@ -205,6 +205,16 @@ std::vector<OptionSpec> model_options() {
             {"precision", "f32", "products in f32, tf32, bf16 or f16 (engine/precision.h)"}};
 }
 
+// --precision, --attention and --depthwise of `bench model` and `bench kd`: process-wide choices.
+void apply_model_choices(const Options& opts) {
+    set_precision(parse_precision(opts.get("precision")));
+    set_attention_kernel(parse_attention_kernel(opts.get("attention")));
+    const std::string depthwise = opts.get("depthwise");
+    require(depthwise == "cudnn" || depthwise == "kernel", "--depthwise must be cudnn or kernel, got '",
+            depthwise, "'");
+    cuda::set_cudnn_depthwise(depthwise == "cudnn");
+}
+
 // Positional arguments (model specs) come first; the options follow.
 std::vector<std::string> take_positionals(std::vector<std::string>& args, std::size_t count,
                                           const char* usage) {
@@ -230,11 +240,7 @@ int bench_model(std::vector<std::string> args) {
     o.input = opts.get("input");
     o.train = opts.get_flag("train");
     o.device = parse_device(opts.get("device"));
-    set_precision(parse_precision(opts.get("precision")));
-    set_attention_kernel(parse_attention_kernel(opts.get("attention")));
-    const std::string depthwise = opts.get("depthwise");
-    require(depthwise == "cudnn" || depthwise == "kernel", "--depthwise must be cudnn or kernel, got '", depthwise, "'");
-    cuda::set_cudnn_depthwise(depthwise == "cudnn");
+    apply_model_choices(opts);
     run_model_bench(o).print(opts.get_flag("json"));
     return 0;
 }
@@ -242,7 +248,6 @@ int bench_model(std::vector<std::string> args) {
 int bench_kd(std::vector<std::string> args) {
     const auto specs = take_positionals(args, 2, "retort bench kd TEACHER STUDENT [options]");
     std::vector<OptionSpec> spec_list = model_options();
-    spec_list.resize(spec_list.size() - 2);   // --device, --precision: the KD step runs on the CPU only so far
     spec_list.erase(spec_list.begin() + 3);  // a KD step always trains the student
     spec_list.push_back({"T", "4", "KD temperature"});
     Options opts("bench kd TEACHER STUDENT", args, spec_list);
@@ -255,7 +260,8 @@ int bench_kd(std::vector<std::string> args) {
     o.steps = opts.get_int("steps", 1, 100000);
     o.input = opts.get("input");
     o.temperature = opts.get_double("T", 0.01, 1000);
-    set_attention_kernel(parse_attention_kernel(opts.get("attention")));
+    o.device = parse_device(opts.get("device"));
+    apply_model_choices(opts);
     run_kd_bench(o).print(opts.get_flag("json"));
     return 0;
 }

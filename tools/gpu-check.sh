@@ -8,7 +8,9 @@
 # goes to $OUT (default ./gpu-check-out); the exit status is non-zero if a build or test failed.
 #
 #   OUT=/tmp/out tools/gpu-check.sh            # everything
-#   GPU_CHECK_BENCH=0 tools/gpu-check.sh       # tests only
+#   GPU_CHECK_BENCH=0 tools/gpu-check.sh       # build and tests only
+#   GPU_CHECK_TESTS=0 tools/gpu-check.sh       # build (a no-op when done) and benchmarks only: the
+#                                              # device machine allows 10 minutes per command
 #   PYTHON=python3.12 tools/gpu-check.sh       # the Python whose torch is the GPU peer
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,19 +39,24 @@ cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DRETORT
 cmake --build "$BUILD_DIR" -j "$(nproc)" >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 
 status=0
-# the CUDA tests first, verbosely, so their messages (device name, differences) are in the log
-"$BUILD_DIR/tests/retort_tests" -tc="cuda*" -s >"$OUT/cuda-tests.log" 2>&1 || status=1
-ctest --test-dir "$BUILD_DIR" -j "$(nproc)" --output-on-failure >"$OUT/all-tests.log" 2>&1 || status=1
-if command -v compute-sanitizer >/dev/null; then
-  compute-sanitizer --tool memcheck --error-exitcode 1 "$BUILD_DIR/tests/retort_tests" \
-    -tc="cuda ops*" >"$OUT/memcheck.log" 2>&1 || status=1
+if [ "${GPU_CHECK_TESTS:-1}" != "0" ]; then
+  # the CUDA tests first, verbosely, so their messages (device name, differences) are in the log
+  "$BUILD_DIR/tests/retort_tests" -tc="cuda*" -s >"$OUT/cuda-tests.log" 2>&1 || status=1
+  ctest --test-dir "$BUILD_DIR" -j "$(nproc)" --output-on-failure >"$OUT/all-tests.log" 2>&1 || status=1
+  if command -v compute-sanitizer >/dev/null; then
+    compute-sanitizer --tool memcheck --error-exitcode 1 "$BUILD_DIR/tests/retort_tests" \
+      -tc="cuda ops*" >"$OUT/memcheck.log" 2>&1 || status=1
+  fi
+  tail -5 "$OUT/cuda-tests.log" "$OUT/all-tests.log"
 fi
-tail -5 "$OUT/cuda-tests.log" "$OUT/all-tests.log"
 
-# Data parallel on the GPU (NCCL, started by mpirun): needs OpenMPI and NCCL at build time. The
+# Data parallel on the GPU (NCCL, started by mpirun; with the tests): needs OpenMPI and NCCL at
+# build time. The
 # gradient check over the GPU ranks, then the data-parallel path at 1 GPU against the plain path:
 # the same training run, images/s of the last epoch of each.
-if grep -q "NCCL ON" "$OUT/configure.log" && command -v mpirun >/dev/null; then
+if [ "${GPU_CHECK_TESTS:-1}" = "0" ]; then
+  :  # benchmarks only
+elif grep -q "NCCL ON" "$OUT/configure.log" && command -v mpirun >/dev/null; then
   ngpu="$(nvidia-smi -L 2>/dev/null | wc -l)"
   mpi=(mpirun --allow-run-as-root --oversubscribe --bind-to none)
   for ranks in 1 "$ngpu"; do
@@ -81,40 +88,52 @@ if [ "${GPU_CHECK_BENCH:-1}" != "0" ]; then
   bench="$OUT/bench-gpu.jsonl"
   : >"$bench"
   threads="$(nproc)"
+  # The workloads of the GPU comparison: training steps at 224 px, batch 128, and KD steps.
   workloads=(
-    "resnet20 --train --batch 128 --input 3x32x32"
-    "resnet18:stem=cifar --train --batch 128 --input 3x32x32"
-    "mobilenet_v2:stem=cifar --train --batch 128 --input 3x32x32"
-    "vit_tiny_patch16_224:img_size=32,patch_size=4 --train --batch 128 --input 3x32x32"
-    "resnet18 --batch 64 --input 3x224x224"
+    "resnet18 --train --batch 128 --input 3x224x224"
+    "resnet50 --train --batch 128 --input 3x224x224"
+    "mobilenet_v2 --train --batch 128 --input 3x224x224"
+    "vit_tiny_patch16_224 --train --batch 128 --input 3x224x224"
+    "vit_small_patch16_224 --train --batch 128 --input 3x224x224"
   )
-  # the two attention paths (batched GEMMs + softmax, and the fused kernel) at ViT sizes
-  for a in gemm fused; do
-    for vit in "vit_tiny_patch16_224 --train --batch 128 --input 3x224x224" \
-               "vit_small_patch16_224 --train --batch 128 --input 3x224x224"; do
+  kd_pairs=("vit_small_patch16_224 resnet18" "resnet50 mobilenet_v2")
+  retort_bench() {  # ARGS...: one retort record, or a failure noted
+    "$BUILD_DIR/retort" bench "$@" --device cuda --threads "$threads" --steps 10 --json >>"$bench" \
+      2>>"$OUT/bench.log" || { echo "retort bench failed: $*" >>"$OUT/bench.log"; status=1; }
+  }
+  peer_bench() {  # ARGS...: one PyTorch record (a peer that cannot run is noted, not fatal)
+    "$PYTHON" tools/peer_bench.py "$@" --device cuda --threads "$threads" --steps 10 >>"$bench" \
+      2>>"$OUT/bench.log" || echo "peer bench failed: $*" >>"$OUT/bench.log"
+  }
+  for precision in f32 tf32 bf16; do
+    for w in "${workloads[@]}"; do
       # shellcheck disable=SC2086
-      "$BUILD_DIR/retort" bench model $vit --device cuda --attention "$a" --threads "$threads" --steps 10 \
-        --json >>"$bench" 2>>"$OUT/bench.log" || { echo "retort bench failed: $vit $a" >>"$OUT/bench.log"; status=1; }
+      retort_bench model $w --precision "$precision"
+      # shellcheck disable=SC2086
+      peer_bench model $w --precision "$precision"
+    done
+    for pair in "${kd_pairs[@]}"; do
+      # shellcheck disable=SC2086
+      retort_bench kd $pair --batch 128 --input 3x224x224 --precision "$precision"
+      # shellcheck disable=SC2086
+      peer_bench kd $pair --batch 128 --input 3x224x224 --precision "$precision"
     done
   done
-  # depthwise convolutions: cuDNN against the direct kernel, in the network that is made of them
-  for dw in cudnn kernel; do
-    "$BUILD_DIR/retort" bench model mobilenet_v2 --train --batch 128 --input 3x224x224 --device cuda \
-      --depthwise "$dw" --threads "$threads" --steps 10 --json >>"$bench" 2>>"$OUT/bench.log" ||
-      { echo "retort bench failed: mobilenet_v2 depthwise $dw" >>"$OUT/bench.log"; status=1; }
-  done
+  # PyTorch's faster variants where they run: channels_last, torch.compile (bf16 and f32)
   for precision in f32 bf16; do
     for w in "${workloads[@]}"; do
       # shellcheck disable=SC2086
-      "$BUILD_DIR/retort" bench model $w --device cuda --precision "$precision" --threads "$threads" \
-        --steps 20 --json >>"$bench" 2>>"$OUT/bench.log" ||
-        { echo "retort bench failed: $w $precision" >>"$OUT/bench.log"; status=1; }
+      peer_bench model $w --precision "$precision" --channels-last
       # shellcheck disable=SC2086
-      "$PYTHON" tools/peer_bench.py model $w --device cuda --precision "$precision" \
-        --threads "$threads" --steps 20 >>"$bench" 2>>"$OUT/bench.log" ||
-        echo "peer bench failed: $w $precision" >>"$OUT/bench.log"
+      peer_bench model $w --precision "$precision" --compile
     done
   done
+  # the two attention paths (batched GEMMs + softmax, and the fused kernel) at ViT sizes
+  for vit in vit_tiny_patch16_224 vit_small_patch16_224; do
+    retort_bench model "$vit" --train --batch 128 --input 3x224x224 --attention fused
+  done
+  # depthwise convolutions: the direct kernel against cuDNN (the default rows above)
+  retort_bench model mobilenet_v2 --train --batch 128 --input 3x224x224 --depthwise kernel
   # the largest GEMMs, in each precision: TFLOP/s against the card's data-sheet peak
   for precision in f32 tf32 bf16; do
     "$BUILD_DIR/retort" bench gemm --device cuda --precision "$precision" \

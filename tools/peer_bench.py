@@ -550,6 +550,16 @@ def run_model(args):
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     model, images, labels = model.to(device), images.to(device), labels.to(device)
+    variant = []
+    if args.channels_last:  # PyTorch's faster layout for convolutions (retort has NCHW only)
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+        variant.append("channels_last")
+    if args.compile:
+        if not hasattr(torch, "compile"):
+            raise SpecError("--compile needs PyTorch 2 (this is %s)" % torch.__version__)
+        model = torch.compile(model)
+        variant.append("torch.compile")
     # bf16 / f16: autocast, retort's run.precision (16-bit products, f32 master weights)
     autocast_dtype = {"bf16": torch.bfloat16, "f16": torch.float16}.get(args.precision)
     if args.precision == "tf32":
@@ -579,6 +589,7 @@ def run_model(args):
     seconds = time_steps(args.steps, step, device)
     return {"workload": "model", "model": args.spec, "mode": "train" if args.train else "forward",
             "device": str(device), "precision": args.precision, "batch": args.batch, "input": "x".join(map(str, chw)), "threads": torch.get_num_threads(),
+            **({"variant": " + ".join(variant)} if variant else {}),
             "img_per_s": round(args.steps * args.batch / seconds, 1),
             "ms_per_step": round(1000.0 * seconds / args.steps, 1),
             "peak_mib": round(status_mib("VmHWM") - baseline, 1), "peer": peer_name()}
@@ -652,23 +663,37 @@ def run_kd(args):
     check_channels(t_info, chw, args.teacher)
     check_channels(s_info, chw, args.student)
     images, labels = fixed_batch(args.batch, chw, s_info["num_classes"])
+    device = torch.device(args.device)
+    if device.type == "cuda":  # plain f32 unless asked for TF32, as retort
+        torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+    teacher, student = teacher.to(device), student.to(device)
+    images, labels = images.to(device), labels.to(device)
+    autocast_dtype = {"bf16": torch.bfloat16, "f16": torch.float16}.get(args.precision)
     teacher.eval()
     student.train()
     optimizer = sgd(student)
     T = args.T
 
+    def run(model, x):
+        if autocast_dtype is None:
+            return model(x)
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype):
+            return model(x).float()
+
     def step():
         with torch.no_grad():
-            teacher_logits = teacher(images)
-        logits = student(images)
+            teacher_logits = run(teacher, images)
+        logits = run(student, images)
         kd = F.kl_div(F.log_softmax(logits * (1.0 / T), 1), F.softmax(teacher_logits * (1.0 / T), 1),
                       reduction="batchmean") * (T * T)
         loss = F.cross_entropy(logits, labels) + kd
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    seconds = time_steps(args.steps, step)
-    return {"workload": "kd", "teacher": args.teacher, "student": args.student, "batch": args.batch,
+    seconds = time_steps(args.steps, step, device)
+    return {"workload": "kd", "teacher": args.teacher, "student": args.student,
+            "device": str(device), "precision": args.precision, "batch": args.batch,
             "input": "x".join(map(str, chw)), "threads": torch.get_num_threads(),
             "img_per_s": round(args.steps * args.batch / seconds, 1),
             "ms_per_step": round(1000.0 * seconds / args.steps, 1),
@@ -759,6 +784,8 @@ def build_parser():
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda: TF32 off, as retort's default)")
     p.add_argument("--precision", default="f32", choices=["f32", "tf32", "bf16", "f16"],
                    help="as retort's run.precision: bf16 / f16 run under torch.autocast")
+    p.add_argument("--channels-last", action="store_true", help="model and batch in channels_last")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (PyTorch 2)")
     p.add_argument("--ranks", type=positive, default=1,
                    help="--train on the CPU: DistributedDataParallel over N processes (gloo), each "
                         "with --threads threads and its piece of the batch")
@@ -767,6 +794,9 @@ def build_parser():
     p.add_argument("teacher")
     p.add_argument("student")
     p.add_argument("--T", type=float, default=4.0, help="KD temperature")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda: TF32 off, as retort's default)")
+    p.add_argument("--precision", default="f32", choices=["f32", "tf32", "bf16", "f16"],
+                   help="as retort's run.precision: bf16 / f16 run under torch.autocast")
     common(p)
     p = sub.add_parser("gemm", help="torch.mm GFLOP/s")
     p.add_argument("--shapes", default=DEFAULT_GEMM_SHAPES, help="comma-separated MxNxK[:tt]")
