@@ -75,7 +75,13 @@ void GradientReducer::begin(const Tensor& loss) {
     for (Bucket& b : buckets_) {
         const Tensor& first = b.slots[0].param;
         const std::int64_t flags = static_cast<std::int64_t>(b.slots.size());
-        b.buffer = zeros({b.values + flags}, first.dtype(), first.device());
+        if (!b.buffer.defined()) {  // made once; zeroed in place at every step after
+            b.buffer = zeros({b.values + flags}, first.dtype(), first.device());
+        } else {
+            visit_floating(b.buffer.dtype(), "gradient bucket", [&]<class T>(Type<T>) {
+                run(b.buffer.device(), b.buffer.numel(), kernels::Fill<T>{b.buffer.device_data<T>(), T(0)});
+            });
+        }
         b.filled = 0;
         b.pending.reset();
         for (Slot& s : b.slots) {
