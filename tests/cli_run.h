@@ -21,20 +21,23 @@ struct CliRun {
     std::string output;  // stdout and stderr together
 };
 
-// Runs `retort ARGS` (ARGS as a shell would split them) from the build directory.
-inline CliRun run_retort(const std::string& args) {
+// Runs a shell command line, capturing its stdout and stderr together and its exit code.
+inline CliRun run_command(const std::string& command_line) {
     namespace fs = std::filesystem;
     static int counter = 0;
     const fs::path log = fs::temp_directory_path() / ("retort_cli_" + std::to_string(::getpid()) +
                                                       "_" + std::to_string(counter++) + ".log");
-    const std::string cmd = std::string(RETORT_BINARY_DIR) + "/retort " + args + " > " +
-                            log.string() + " 2>&1";
-    const int raw = std::system(cmd.c_str());
+    const int raw = std::system((command_line + " > " + log.string() + " 2>&1").c_str());
     std::ifstream in(log);
     std::stringstream text;
     text << in.rdbuf();
     fs::remove(log);
     return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
+}
+
+// Runs `retort ARGS` (ARGS as a shell would split them) from the build directory.
+inline CliRun run_retort(const std::string& args) {
+    return run_command(std::string(RETORT_BINARY_DIR) + "/retort " + args);
 }
 
 // Every run must have failed (non-zero exit) with a message containing its expected text, and

@@ -226,18 +226,9 @@ bool have_mpirun() {
 
 // `mpirun -np N PROGRAM ARGS` with the flags this machine needs (root, fewer cores than ranks).
 CliRun run_mpi(int ranks, const std::string& program_and_args) {
-    namespace fs = std::filesystem;
-    static int counter = 0;
-    const fs::path log = fs::temp_directory_path() /
-                         ("retort_mpi_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".log");
-    const std::string cmd = std::string(RETORT_MPIEXEC) + " --allow-run-as-root --oversubscribe --bind-to none -np " +
-                            std::to_string(ranks) + " " + program_and_args + " > " + log.string() + " 2>&1";
-    const int raw = std::system(cmd.c_str());
-    std::ifstream in(log);
-    std::stringstream text;
-    text << in.rdbuf();
-    fs::remove(log);
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
+    return retort::testing::run_command(std::string(RETORT_MPIEXEC) +
+                                        " --allow-run-as-root --oversubscribe --bind-to none -np " +
+                                        std::to_string(ranks) + " " + program_and_args);
 }
 
 #define SKIP_WITHOUT_MPIRUN()                                                              \

@@ -42,6 +42,11 @@ private:
 // synchronous copies of copy_bytes (on the legacy default stream) wait for its kernels.
 cudaStream_t current_stream(int device);
 
+// One stream per GPU for a purpose (`streams` is that purpose's table), made with `flags` on first
+// use and kept until exit: destroying streams at exit races with the driver's own shutdown.
+constexpr int kMaxDevices = 64;
+cudaStream_t stream_for(int device, cudaStream_t (&streams)[kMaxDevices], unsigned flags);
+
 // kernel(i) for every i, grid-stride: a bounded grid covers any n, and each i is one call.
 template <class Kernel>
 __global__ void index_kernel(std::int64_t n, Kernel kernel) {

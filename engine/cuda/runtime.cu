@@ -26,20 +26,22 @@ __global__ void gelu_kernel(const float* x, float* y, int n) {
 
 bool built() { return true; }
 
-cudaStream_t current_stream(int device) {
-    // One stream per GPU, made on first use and kept until exit (destroying streams at exit
-    // races with the driver's own shutdown). A blocking stream: copy_bytes's cudaMemcpy on the
-    // legacy default stream waits for the kernels queued here, and they for it.
-    constexpr int kMaxDevices = 64;
+cudaStream_t stream_for(int device, cudaStream_t (&streams)[kMaxDevices], unsigned flags) {
     static std::mutex mutex;
-    static cudaStream_t streams[kMaxDevices] = {};
     require(device >= 0 && device < kMaxDevices, "GPU index ", device, " is out of range");
     std::lock_guard<std::mutex> lock(mutex);
     if (streams[device] == nullptr) {
         DeviceGuard guard(device);
-        check(cudaStreamCreate(&streams[device]), "cudaStreamCreate");
+        check(cudaStreamCreateWithFlags(&streams[device], flags), "cudaStreamCreateWithFlags");
     }
     return streams[device];
+}
+
+cudaStream_t current_stream(int device) {
+    // A blocking stream: copy_bytes's cudaMemcpy on the legacy default stream waits for the
+    // kernels queued here, and they for it.
+    static cudaStream_t streams[kMaxDevices] = {};
+    return stream_for(device, streams, cudaStreamDefault);
 }
 
 int device_count() {

@@ -1,26 +1,16 @@
 // engine/cuda/upload.cu: host-to-GPU copies on a copy stream (see upload.h).
 #include "engine/cuda/upload.h"
 
-#include <mutex>
-
 #include "engine/cuda/launch.cuh"
 
 namespace retort::cuda {
 
 namespace {
 
-// One copy stream per GPU, made on first use and kept until exit (as the compute streams).
+// One copy stream per GPU; non-blocking, so that it runs beside the compute stream.
 cudaStream_t copy_stream(int device) {
-    constexpr int kMaxDevices = 64;
-    static std::mutex mutex;
     static cudaStream_t streams[kMaxDevices] = {};
-    require(device >= 0 && device < kMaxDevices, "GPU index ", device, " is out of range");
-    std::lock_guard<std::mutex> lock(mutex);
-    if (streams[device] == nullptr) {
-        DeviceGuard guard(device);
-        check(cudaStreamCreateWithFlags(&streams[device], cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-    }
-    return streams[device];
+    return stream_for(device, streams, cudaStreamNonBlocking);
 }
 
 }  // namespace
