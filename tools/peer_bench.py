@@ -532,6 +532,24 @@ def time_steps(steps, step, device=torch.device("cpu")):
     return time.perf_counter() - start
 
 
+def device_and_precision(args):
+    """The torch device of --device, with TF32 on only for --precision tf32 (retort computes in plain
+    f32 unless asked), and a function running model(x) under the precision: bf16 / f16 as
+    torch.autocast, retort's run.precision (16-bit products, f32 master weights)."""
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+    autocast_dtype = {"bf16": torch.bfloat16, "f16": torch.float16}.get(args.precision)
+
+    def run(model, x):
+        if autocast_dtype is None:
+            return model(x)
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype):
+            return model(x).float()
+    return device, run
+
+
 def sgd(model):
     return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
@@ -544,11 +562,7 @@ def run_model(args):
     chw = parse_input(args.input, info)
     check_channels(info, chw, args.spec)
     images, labels = fixed_batch(args.batch, chw, info["num_classes"])
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        # retort computes in plain f32 unless asked for TF32: compare like with like
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+    device, run = device_and_precision(args)
     model, images, labels = model.to(device), images.to(device), labels.to(device)
     variant = []
     if args.channels_last:  # PyTorch's faster layout for convolutions (retort has NCHW only)
@@ -560,17 +574,9 @@ def run_model(args):
             raise SpecError("--compile needs PyTorch 2 (this is %s)" % torch.__version__)
         model = torch.compile(model)
         variant.append("torch.compile")
-    # bf16 / f16: autocast, retort's run.precision (16-bit products, f32 master weights)
-    autocast_dtype = {"bf16": torch.bfloat16, "f16": torch.float16}.get(args.precision)
-    if args.precision == "tf32":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
 
     def forward(x):
-        if autocast_dtype is None:
-            return model(x)
-        with torch.autocast(device_type=device.type, dtype=autocast_dtype):
-            return model(x).float()
+        return run(model, x)
     if args.train:
         model.train()
         optimizer = sgd(model)
@@ -663,23 +669,13 @@ def run_kd(args):
     check_channels(t_info, chw, args.teacher)
     check_channels(s_info, chw, args.student)
     images, labels = fixed_batch(args.batch, chw, s_info["num_classes"])
-    device = torch.device(args.device)
-    if device.type == "cuda":  # plain f32 unless asked for TF32, as retort
-        torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+    device, run = device_and_precision(args)
     teacher, student = teacher.to(device), student.to(device)
     images, labels = images.to(device), labels.to(device)
-    autocast_dtype = {"bf16": torch.bfloat16, "f16": torch.float16}.get(args.precision)
     teacher.eval()
     student.train()
     optimizer = sgd(student)
     T = args.T
-
-    def run(model, x):
-        if autocast_dtype is None:
-            return model(x)
-        with torch.autocast(device_type=device.type, dtype=autocast_dtype):
-            return model(x).float()
 
     def step():
         with torch.no_grad():
