@@ -30,17 +30,21 @@ std::string fixed(double x, int decimals) {
 
 }  // namespace
 
-void ProgressPrinter::begin_epoch(std::int64_t epoch, std::int64_t epochs, std::int64_t steps) {
+void ProgressPrinter::begin_epoch(std::int64_t epoch, std::int64_t epochs, std::int64_t steps,
+                                  std::int64_t steps_done) {
     epoch_ = epoch;
     epochs_ = epochs;
     steps_ = steps;
+    steps_done_ = steps_done;
     last_draw_ = -1;
 }
 
 std::string ProgressPrinter::line(std::int64_t step, double loss, double lr, std::int64_t images,
                                   double seconds) const {
     const double rate = seconds > 0 ? images / seconds : 0;
-    const double eta = step > 0 ? seconds / step * (steps_ - step) : 0;
+    // Seconds per step from the steps this process has timed, not from all of the epoch's.
+    const std::int64_t timed = step - steps_done_;
+    const double eta = timed > 0 ? seconds / timed * (steps_ - step) : 0;
     char lr_text[32];
     std::snprintf(lr_text, sizeof lr_text, "%.4g", lr);
     return cat("epoch ", epoch_, "/", epochs_, "  step ", step, "/", steps_, "  loss ",

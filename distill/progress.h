@@ -26,23 +26,28 @@ public:
     ProgressPrinter(std::FILE* out, bool live, std::int64_t log_every)
         : out_(out), live_(live), log_every_(log_every) {}
 
-    void begin_epoch(std::int64_t epoch, std::int64_t epochs, std::int64_t steps);
-    // After step `step` (1-based within the epoch); seconds: training time of this epoch so far.
+    // steps_done: steps of this epoch already trained before this process took over (a run
+    // resumed part way through an epoch); they are left out of the time-left estimate.
+    void begin_epoch(std::int64_t epoch, std::int64_t epochs, std::int64_t steps,
+                     std::int64_t steps_done = 0);
+    // After step `step` (1-based within the epoch); seconds: this process's training time in
+    // the epoch so far.
     void step(std::int64_t step, double loss, double lr, std::int64_t images, double seconds);
     // A one-word status while validation and test run ("val", "test"); live mode only.
     void evaluating(const std::string& split);
     void end_epoch(const EpochSummary& summary);
     void message(const std::string& line);
-
-private:
+    // The progress line after `step` (what step() prints).
     std::string line(std::int64_t step, double loss, double lr, std::int64_t images,
                      double seconds) const;
+
+private:
     void draw(const std::string& text);
 
     std::FILE* out_;
     bool live_;
     std::int64_t log_every_;
-    std::int64_t epoch_ = 0, epochs_ = 0, steps_ = 0;
+    std::int64_t epoch_ = 0, epochs_ = 0, steps_ = 0, steps_done_ = 0;
     double last_draw_ = -1;
     bool line_open_ = false;  // a live line is on screen without its newline
 };

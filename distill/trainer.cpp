@@ -605,7 +605,7 @@ bool Trainer::train_epoch(std::int64_t epoch) {
     const double epoch_start = elapsed();
     const std::int64_t images_before = tally.images;  // images/s counts this process's share only
     const std::int64_t overflows_before = progress_.overflow_skipped;
-    printer_.begin_epoch(epoch + 1, total_epochs(), steps_per_epoch_);
+    printer_.begin_epoch(epoch + 1, total_epochs(), steps_per_epoch_, tally.steps);
     model_->train();
     train_loader_->start_epoch(epoch, tally.steps);
 

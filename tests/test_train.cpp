@@ -472,3 +472,20 @@ TEST_CASE("cli: retort train on synthetic data, then retort eval on its best che
         CHECK(run.output.find(expected) != std::string::npos);
     }
 }
+
+TEST_CASE("the progress line's time left counts only the steps this process timed") {
+    ProgressPrinter printer(nullptr, false, 50);
+    // A fresh epoch of 400 steps: 100 steps in 50 s leave 300 steps, 150 s.
+    printer.begin_epoch(3, 10, 400);
+    std::string text = printer.line(100, 0.5, 1e-3, 12800, 50.0);
+    CHECK(text.find("epoch 3/10  step 100/400") != std::string::npos);
+    CHECK(text.find("256 img/s") != std::string::npos);
+    CHECK(text.find("ETA 2:30") != std::string::npos);
+    // Resumed after step 300: the 20 steps since took 10 s, so the 80 left take 40 s (counting
+    // all 320 steps into those 10 s would say 2.5 s).
+    printer.begin_epoch(3, 10, 400, 300);
+    text = printer.line(320, 0.5, 1e-3, 2560, 10.0);
+    CHECK(text.find("ETA 0:40") != std::string::npos);
+    // Before the first timed step there is nothing to estimate from.
+    CHECK(printer.line(300, 0.5, 1e-3, 0, 0.0).find("ETA 0:00") != std::string::npos);
+}
