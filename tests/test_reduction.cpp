@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "engine/engine.h"
+#include "engine/math/lane_sum.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 
@@ -240,4 +241,23 @@ TEST_CASE("reduction: var/std/logsumexp errors") {
                          Error);
     CHECK_THROWS_WITH_AS(logsumexp(zeros({2, 3}), {3}),
                          doctest::Contains("logsumexp: dim 3 is out of range"), Error);
+}
+
+TEST_CASE("lane_sum adds term j into running sum j mod 4, then (s0 + s1) + (s2 + s3)") {
+    // Terms whose sum depends on the order: 1e16 swallows a 1 added to it alone.
+    const std::vector<double> terms = {1e16, 1, -1e16, 1, 1, 1, 2, 3, 5, 8, 13};
+    for (std::int64_t n = 0; n <= static_cast<std::int64_t>(terms.size()); ++n) {
+        double lanes[4] = {0, 0, 0, 0};
+        for (std::int64_t j = 0; j < n; ++j) lanes[j % 4] += terms[j];
+        const double expected = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        const auto term = [&](std::int64_t j) { return terms[j]; };
+        CHECK(lane_sum(n, term) == expected);
+        const SumPair pair =
+            lane_sum_pair(n, [&](std::int64_t j) { return SumPair{terms[j], 2 * terms[j]}; });
+        CHECK(pair.a == expected);
+        CHECK(pair.b == lane_sum(n, [&](std::int64_t j) { return 2 * terms[j]; }));
+    }
+    // With these terms the order shows: one running sum over the first four gives 1 (1e16 + 1
+    // rounds to 1e16), the four lanes give 0 ((1e16 + 1) + (-1e16 + 1), each rounding away its 1).
+    CHECK(lane_sum(4, [&](std::int64_t j) { return terms[j]; }) == 0.0);
 }

@@ -1,7 +1,8 @@
 // engine/kernels/normalization.h: batch norm and layer norm as GPU kernels (formulas in
 // ops/normalization.cpp). Statistics are kept in double, per channel or per row, and every sum
-// runs in one thread in the CPU's order (batch norm: b, then the spatial index; layer norm: along
-// the row; parameter gradients: down the rows), so the results agree with the CPU backend.
+// runs in one thread in the CPU's order (batch norm: over b, each row of S values by lane_sum;
+// layer norm: along the row by lane_sum; parameter gradients: down the rows), so the results
+// agree with the CPU backend.
 //
 // Batch norm, x viewed as [B][C][S]:
 //   ChannelMoments       per channel: mean and biased variance (two passes)
@@ -22,6 +23,7 @@
 #include <cstdint>
 
 #include "engine/math/hd.h"
+#include "engine/math/lane_sum.h"
 
 namespace retort::kernels {
 
@@ -38,16 +40,19 @@ struct ChannelMoments {
     RETORT_HD void operator()(std::int64_t c) const {
         const double n = static_cast<double>(shape.B * shape.S);
         double sum = 0;
-        for (std::int64_t b = 0; b < shape.B; ++b)
-            for (std::int64_t s = 0; s < shape.S; ++s)
-                sum += double(x[(b * shape.C + c) * shape.S + s]);
+        for (std::int64_t b = 0; b < shape.B; ++b) {
+            const T* row = x + (b * shape.C + c) * shape.S;
+            sum += lane_sum(shape.S, [&](std::int64_t s) { return double(row[s]); });
+        }
         const double m = sum / n;
         double sq = 0;
-        for (std::int64_t b = 0; b < shape.B; ++b)
-            for (std::int64_t s = 0; s < shape.S; ++s) {
-                const double d = double(x[(b * shape.C + c) * shape.S + s]) - m;
-                sq += d * d;
-            }
+        for (std::int64_t b = 0; b < shape.B; ++b) {
+            const T* row = x + (b * shape.C + c) * shape.S;
+            sq += lane_sum(shape.S, [&](std::int64_t s) {
+                const double d = double(row[s]) - m;
+                return d * d;
+            });
+        }
         mean[c] = m;
         var[c] = sq / n;
     }
@@ -110,15 +115,16 @@ struct ChannelGradSums {
     double* sum_dy;
     double* sum_dy_xhat;
     RETORT_HD void operator()(std::int64_t c) const {
-        double a = 0, b = 0;
-        for (std::int64_t n = 0; n < shape.B; ++n)
-            for (std::int64_t s = 0; s < shape.S; ++s) {
-                const std::int64_t i = (n * shape.C + c) * shape.S + s;
-                a += double(g[i]);
-                b += double(g[i]) * (double(x[i]) - mean[c]) * invstd[c];
-            }
-        sum_dy[c] = a;
-        sum_dy_xhat[c] = b;
+        SumPair sums;  // sum(dy), sum(dy * xhat)
+        for (std::int64_t n = 0; n < shape.B; ++n) {
+            const std::int64_t base = (n * shape.C + c) * shape.S;
+            sums += lane_sum_pair(shape.S, [&](std::int64_t s) {
+                const double dy = double(g[base + s]);
+                return SumPair{dy, dy * (double(x[base + s]) - mean[c]) * invstd[c]};
+            });
+        }
+        sum_dy[c] = sums.a;
+        sum_dy_xhat[c] = sums.b;
     }
 };
 
@@ -155,11 +161,12 @@ struct RowMoments {
     double* invstd;
     RETORT_HD void operator()(std::int64_t r) const {
         const T* row = x + r * N;
-        double sum = 0;
-        for (std::int64_t j = 0; j < N; ++j) sum += row[j];
-        const double m = sum / static_cast<double>(N);
-        double sq = 0;
-        for (std::int64_t j = 0; j < N; ++j) sq += (row[j] - m) * (row[j] - m);
+        const double m = lane_sum(N, [&](std::int64_t j) { return double(row[j]); }) /
+                         static_cast<double>(N);
+        const double sq = lane_sum(N, [&](std::int64_t j) {
+            const double d = double(row[j]) - m;
+            return d * d;
+        });
         mean[r] = m;
         invstd[r] = 1.0 / std::sqrt(sq / static_cast<double>(N) + eps);
     }
@@ -193,13 +200,12 @@ struct LayerNormInputGrad {
     const double* invstd;
     T* dx;
     RETORT_HD void operator()(std::int64_t r) const {
-        double sum_g = 0, sum_g_xhat = 0;  // over the row, of dxhat = dy * w
-        for (std::int64_t j = 0; j < N; ++j) {
+        // over the row: sum(dxhat) and sum(dxhat * xhat), dxhat = dy * w
+        const SumPair sums = lane_sum_pair(N, [&](std::int64_t j) {
             const double dxhat = double(g[r * N + j]) * (weight != nullptr ? double(weight[j]) : 1.0);
-            sum_g += dxhat;
-            sum_g_xhat += dxhat * (double(x[r * N + j]) - mean[r]) * invstd[r];
-        }
-        const double mean_g = sum_g / N, mean_g_xhat = sum_g_xhat / N;
+            return SumPair{dxhat, dxhat * ((double(x[r * N + j]) - mean[r]) * invstd[r])};
+        });
+        const double mean_g = sums.a / N, mean_g_xhat = sums.b / N;
         for (std::int64_t j = 0; j < N; ++j) {
             const double dxhat = double(g[r * N + j]) * (weight != nullptr ? double(weight[j]) : 1.0);
             const double xhat = (double(x[r * N + j]) - mean[r]) * invstd[r];

@@ -19,7 +19,8 @@
 // double, every sum in the CPU's order).
 // Determinism: every per-channel or per-row sum runs in one thread in a fixed order, in double
 // precision, so results do not depend on the thread count (and f32 sums over large batches
-// keep their accuracy).
+// keep their accuracy). The sums along a row go through lane_sum (engine/math/lane_sum.h):
+// four running sums instead of one, for speed, in an order still fixed by the row's length.
 #include "engine/ops/normalization.h"
 
 #include <cmath>
@@ -29,6 +30,7 @@
 #include "engine/cuda/cudnn_norm.h"
 #include "engine/cuda/launch.h"
 #include "engine/kernels/normalization.h"
+#include "engine/math/lane_sum.h"
 #include "engine/parallel.h"
 
 namespace retort {
@@ -71,21 +73,18 @@ ChannelLayout channel_layout(const Shape& shape) {
     return l;
 }
 
-// For each channel c: out[c] = the sum of term(c, i) over the flat indices i of channel c, in
-// the order b, then s. Channels are split among threads, so each channel's sum is one thread's,
-// in a fixed order. Walking b outside the channel loop keeps reads sequential when S is 1.
-template <class F>
-void sum_per_channel(const ChannelLayout& l, std::vector<double>& out, F term) {
-    out.assign(l.C, 0.0);
+// For each channel c: the sum over b of row_sum(c, base), base the flat index where row (b, c)
+// of S values starts; Sum is double, or SumPair for two sums at once. Channels are split among
+// threads, so each channel's sum is one thread's, in a fixed order. Walking b outside the
+// channel loop keeps reads sequential when S is 1.
+template <class Sum, class RowSum>
+std::vector<Sum> sum_per_channel(const ChannelLayout& l, RowSum row_sum) {
+    std::vector<Sum> out(l.C);
     parallel_for(0, l.C, grain_for(l.count()), [&](std::int64_t c0, std::int64_t c1) {
         for (std::int64_t b = 0; b < l.B; ++b)
-            for (std::int64_t c = c0; c < c1; ++c) {
-                const std::int64_t base = (b * l.C + c) * l.S;
-                double acc = out[c];
-                for (std::int64_t s = 0; s < l.S; ++s) acc += term(c, base + s);
-                out[c] = acc;
-            }
+            for (std::int64_t c = c0; c < c1; ++c) out[c] += row_sum(c, (b * l.C + c) * l.S);
     });
+    return out;
 }
 
 struct ChannelStats {
@@ -96,12 +95,16 @@ template <class T>
 ChannelStats batch_stats(const T* x, const ChannelLayout& l) {
     ChannelStats st;
     const double n = static_cast<double>(l.count());
-    sum_per_channel(l, st.mean, [&](std::int64_t, std::int64_t i) { return double(x[i]); });
+    st.mean = sum_per_channel<double>(l, [&](std::int64_t, std::int64_t base) {
+        return lane_sum(l.S, [&](std::int64_t s) { return double(x[base + s]); });
+    });
     for (double& m : st.mean) m /= n;
     // two passes (mean first) instead of E[x^2] - E[x]^2, which cancels badly
-    sum_per_channel(l, st.var, [&](std::int64_t c, std::int64_t i) {
-        const double d = double(x[i]) - st.mean[c];
-        return d * d;
+    st.var = sum_per_channel<double>(l, [&](std::int64_t c, std::int64_t base) {
+        return lane_sum(l.S, [&](std::int64_t s) {
+            const double d = double(x[base + s]) - st.mean[c];
+            return d * d;
+        });
     });
     for (double& v : st.var) v /= n;
     return st;
@@ -145,11 +148,19 @@ std::vector<Tensor> batch_norm_backward(const BatchNormSaved& s, const Tensor& d
     visit_floating(dy.dtype(), "batch_norm backward", [&]<class T>(Type<T>) {
         const T* x = s.x.data<T>();
         const T* g = dy.data<T>();
-        std::vector<double> sum_dy, sum_dy_xhat;
-        sum_per_channel(l, sum_dy, [&](std::int64_t, std::int64_t i) { return double(g[i]); });
-        sum_per_channel(l, sum_dy_xhat, [&](std::int64_t c, std::int64_t i) {
-            return double(g[i]) * (double(x[i]) - s.mean[c]) * s.invstd[c];
-        });
+        // one pass for sum(dy) and sum(dy * xhat)
+        const std::vector<SumPair> sums =
+            sum_per_channel<SumPair>(l, [&](std::int64_t c, std::int64_t base) {
+                return lane_sum_pair(l.S, [&](std::int64_t i) {
+                    const double dy = double(g[base + i]);
+                    return SumPair{dy, dy * (double(x[base + i]) - s.mean[c]) * s.invstd[c]};
+                });
+            });
+        std::vector<double> sum_dy(l.C), sum_dy_xhat(l.C);
+        for (std::int64_t c = 0; c < l.C; ++c) {
+            sum_dy[c] = sums[c].a;
+            sum_dy_xhat[c] = sums[c].b;
+        }
         if (s.need_x) {
             dx = Tensor::empty(s.x.shape(), s.x.dtype());
             T* out = dx.data<T>();
@@ -188,11 +199,12 @@ RowStats row_stats(const T* x, std::int64_t M, std::int64_t N, double eps) {
     parallel_for(0, M, grain_for(N), [&](std::int64_t r0, std::int64_t r1) {
         for (std::int64_t r = r0; r < r1; ++r) {
             const T* row = x + r * N;
-            double sum = 0;
-            for (std::int64_t j = 0; j < N; ++j) sum += row[j];
-            const double mean = sum / static_cast<double>(N);
-            double sq = 0;
-            for (std::int64_t j = 0; j < N; ++j) sq += (row[j] - mean) * (row[j] - mean);
+            const double mean = lane_sum(N, [&](std::int64_t j) { return double(row[j]); }) /
+                                static_cast<double>(N);
+            const double sq = lane_sum(N, [&](std::int64_t j) {
+                const double d = double(row[j]) - mean;
+                return d * d;
+            });
             st.mean[r] = mean;
             st.invstd[r] = 1.0 / std::sqrt(sq / static_cast<double>(N) + eps);
         }
@@ -222,13 +234,12 @@ std::vector<Tensor> layer_norm_backward(const LayerNormSaved& s, const Tensor& d
             T* out = dx.data<T>();
             parallel_for(0, M, grain_for(N), [&](std::int64_t r0, std::int64_t r1) {
                 for (std::int64_t r = r0; r < r1; ++r) {
-                    double sum_g = 0, sum_g_xhat = 0;  // over the row, of dxhat = dy * w
-                    for (std::int64_t j = 0; j < N; ++j) {
+                    // over the row: sum(dxhat) and sum(dxhat * xhat), dxhat = dy * w
+                    const SumPair sums = lane_sum_pair(N, [&](std::int64_t j) {
                         const double dxhat = double(g[r * N + j]) * w[j];
-                        sum_g += dxhat;
-                        sum_g_xhat += dxhat * xhat(r, j);
-                    }
-                    const double mean_g = sum_g / N, mean_g_xhat = sum_g_xhat / N;
+                        return SumPair{dxhat, dxhat * xhat(r, j)};
+                    });
+                    const double mean_g = sums.a / N, mean_g_xhat = sums.b / N;
                     for (std::int64_t j = 0; j < N; ++j) {
                         const double dxhat = double(g[r * N + j]) * w[j];
                         out[r * N + j] = static_cast<T>(
