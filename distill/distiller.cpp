@@ -181,7 +181,8 @@ Distiller::Distiller(const DistillConfig& config, std::shared_ptr<Model> student
                      std::shared_ptr<Model> teacher, const DatasetSplits& data)
     : student_(std::move(student)), teacher_(std::move(teacher)) {
     internal_check(student_ && teacher_, "Distiller needs a student and a teacher");
-    if (config.teacher_cache != "off") {
+    choose_pairs(config);
+    if (teacher_read_ && config.teacher_cache != "off") {
         cache_variants_ = TransformPipeline(config.train.data.train_transforms).variants();
         require(cache_variants_ > 0, "distill.teacher_cache = ", config.teacher_cache,
                 " needs training transforms that make a few known images of a sample "
@@ -194,9 +195,9 @@ Distiller::Distiller(const DistillConfig& config, std::shared_ptr<Model> student
     require_available(device);
     check_model_fits_data(*teacher_, config.teacher, data, config.train);
     teacher_->eval();  // the check leaves a model in train mode
-    choose_pairs(config);
     create_objectives(config, data);  // a trial batch on the CPU sizes the connectors
-    if (config.teacher_cache != "off") open_cache(config, data);  // fingerprints the CPU teacher
+    if (teacher_read_ && config.teacher_cache != "off")
+        open_cache(config, data);  // fingerprints the CPU teacher
     teacher_->to(device);  // the student and the objectives move with the Trainer
 }
 
@@ -223,8 +224,10 @@ void Distiller::choose_pairs(const DistillConfig& config) {
     std::vector<TapPair> defaults;
     bool have_defaults = false;
     std::set<std::string> student_taps, teacher_taps;
+    bool teacher_logits_read = false;
     for (const ObjectiveTerm& term : config.objectives) {
         const ObjectiveEntry& entry = find_objective(term.name);
+        teacher_logits_read = teacher_logits_read || entry.uses_teacher_logits;
         Slot slot{term, {}, "", nullptr};
         if (entry.max_pairs != 0) {
             auto own = config.objective_pairs.find(term.name);
@@ -267,12 +270,14 @@ void Distiller::choose_pairs(const DistillConfig& config) {
                 }
                 if (pair.student != kLogitsTap) student_taps.insert(pair.student);
                 if (pair.teacher != kLogitsTap) teacher_taps.insert(pair.teacher);
+                teacher_logits_read = teacher_logits_read || pair.teacher == kLogitsTap;
             }
         }
         slots_.push_back(slot);
     }
     student_taps_.assign(student_taps.begin(), student_taps.end());
     teacher_taps_.assign(teacher_taps.begin(), teacher_taps.end());
+    teacher_read_ = teacher_logits_read || !teacher_taps_.empty();
 }
 
 void Distiller::create_objectives(const DistillConfig& config, const DatasetSplits& data) {
@@ -361,7 +366,9 @@ LossOutput Distiller::loss(Model& student, const Batch& batch, const StepContext
     Taps s_taps(student_taps_), t_taps(teacher_taps_);
     ObjectiveInputs in;
     in.student_logits = student.forward(batch.images, student_taps_.empty() ? nullptr : &s_taps);
-    if (cache_) {
+    if (!teacher_read_) {
+        // no objective reads the teacher: in.teacher_logits stays undefined
+    } else if (cache_) {
         in.teacher_logits = cached_teacher_forward(
             *cache_, *teacher_, batch, *train_, cache_variants_, t_taps,
             [this](std::int64_t index, std::int64_t variant) {
@@ -420,6 +427,7 @@ std::string Distiller::describe() const {
         const auto params = slot.objective->num_parameters();
         if (params > 0) text += cat("; ", params, " connector parameters");
     }
+    if (!teacher_read_) text += "\nteacher: not run (no objective reads its logits or taps)";
     if (cache_) text += "\n" + cache_note_;
     return text;
 }

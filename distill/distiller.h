@@ -116,6 +116,9 @@ private:
     std::vector<Slot> slots_;
     std::shared_ptr<ObjectiveSet> set_;
     std::vector<std::string> student_taps_, teacher_taps_;  // every tap any pair names, once
+    // Whether any objective reads the teacher (its logits or a tap). When none does (a student
+    // trained alone through the same command), the teacher's forward pass is skipped.
+    bool teacher_read_ = true;
     std::int64_t pre_stage_epochs_ = 0;
     std::map<std::string, Shape> trial_tap_shapes_;  // the teacher taps' per-sample shapes
 

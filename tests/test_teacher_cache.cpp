@@ -382,6 +382,18 @@ TEST_CASE("retort distill with a teacher cache trains as without one, and refuse
     CHECK(crop.output.find("makes too many to cache (a random crop?)") != std::string::npos);
     CHECK_FALSE(fs::exists(dir / "crop"));
 
+    // No objective reads the teacher (a student trained alone through the same command): the
+    // teacher is not run, so there is nothing to cache, even under a random crop.
+    std::string alone = config("random_crop:padding=1; flip", "teacher_cache = file\n");
+    const std::string objectives = "objectives = ce:0.5, kd:0.5, at:100";
+    alone.replace(alone.find(objectives), objectives.size(), "objectives = ce:1");
+    write_file(dir / "alone.cfg", alone);
+    CliRun student = run_retort("distill --config " + (dir / "alone.cfg") + " --out " + (dir / "alone"));
+    REQUIRE_MESSAGE(student.status == 0, student.output);
+    CHECK(student.output.find("teacher: not run (no objective reads its logits or taps)") !=
+          std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "alone/teacher-cache.bin"));
+
     write_file(dir / "small.cfg", config("flip", "teacher_cache = memory\nteacher_cache_limit_gib = 0.001\n"));
     CliRun small = run_retort("distill --config " + (dir / "small.cfg") + " --out " + (dir / "small"));
     CHECK(small.status != 0);
