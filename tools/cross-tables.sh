@@ -17,9 +17,11 @@
 #   cnn-deit  table 2, the KD table's resnet20 teacher into a DeiT-style student: rows alone,
 #             deit_hard, cskd_alpha1 (alpha fixed at 1), cskd_ckf (cumulative knowledge fusion)
 #             (tools/cross-cnn-deit.conf)
-# With no ROW, every row of the table. Each seed is its own run directory
-# (RUNS/TABLE/ROW/seed-S, default RUNS = runs/cross); a finished one is kept, a stopped one
-# resumed. When a row's seeds are done, tools/cross_table.py writes its numbers to
+# With no ROW, every row of the table (table 1 method by method, both students of a method one
+# after the other, so that they share one file of the teacher's cached outputs, deleted after
+# the last row that reads it). Each seed is its own run directory (RUNS/TABLE/ROW/seed-S,
+# default RUNS = runs/cross); a finished one is kept, a stopped one resumed. When a row's seeds
+# are done, tools/cross_table.py writes its numbers to
 # tools/results/cross/TABLE/ROW.json, and the table is printed from those files.
 # --max-steps N caps every epoch at N steps (a quick check of the commands, not a result).
 set -euo pipefail
@@ -107,8 +109,8 @@ case "$TABLE" in
     if [ "$MAX_STEPS" -eq 0 ] && ! teacher_finished; then
       echo "cross-tables: the ViT teacher in $TEACHER has not finished; run: $0 teacher" >&2; exit 1
     fi
-    [ ${#ROWS[@]} -gt 0 ] || for s in resnet8 mobilenet; do for m in alone kd fitnet at ofa cakd tat fourier; do
-      ROWS+=("$s-$m"); done; done ;;
+    [ ${#ROWS[@]} -gt 0 ] || for m in alone kd fitnet at ofa cakd tat fourier; do
+      for s in resnet8 mobilenet; do ROWS+=("$s-$m"); done; done ;;
   cnn-deit)
     CONFIG=tools/cross-cnn-deit.conf
     TABLE_SETS=()
@@ -116,10 +118,21 @@ case "$TABLE" in
   *) echo "cross-tables: unknown table '$TABLE' (teacher, vit-cnn, cnn-deit)" >&2; exit 2 ;;
 esac
 
+# The rows that read the same teacher outputs (table 1: one method, either student) share a
+# cache file, named by this key.
+cache_key() {
+  case "$TABLE" in
+    vit-cnn) echo "${1#*-}" ;;
+    *) echo "$1" ;;
+  esac
+}
+
 IFS=, read -r -a seed_list <<< "$SEEDS"
-for row in "${ROWS[@]}"; do
-  sets=("${TABLE_SETS[@]}" --set "run.epochs=$EPOCHS"
-        --set "distill.teacher_cache_file=$RUNS/$TABLE/$row/teacher.cache")
+for i in "${!ROWS[@]}"; do
+  row="${ROWS[$i]}"
+  key="$(cache_key "$row")"
+  cache="$RUNS/$TABLE/teacher-cache-$key.bin"
+  sets=("${TABLE_SETS[@]}" --set "run.epochs=$EPOCHS" --set "distill.teacher_cache_file=$cache")
   [ "$MAX_STEPS" -gt 0 ] && sets+=(--set "run.max_steps_per_epoch=$MAX_STEPS")
   while IFS= read -r s; do sets+=(--set "$s"); done < <(row_sets "$row")
   mkdir -p "$RUNS/$TABLE/$row"
@@ -136,7 +149,12 @@ for row in "${ROWS[@]}"; do
       "$RETORT" distill --config "$CONFIG" "${sets[@]}" --set "run.seed=$seed" --out "$dir"
     fi
   done
-  rm -f "$RUNS/$TABLE/$row/teacher.cache"  # a few GB; every seed of the row has used it
+  # A few GB: deleted once no later row reads it.
+  later_reader=0
+  for later in "${ROWS[@]:$((i + 1))}"; do
+    if [ "$(cache_key "$later")" = "$key" ]; then later_reader=1; fi
+  done
+  [ "$later_reader" -eq 1 ] || rm -f "$cache"
   [ "$MAX_STEPS" -gt 0 ] && continue  # a check of the commands: nothing to record
   mkdir -p "tools/results/cross/$TABLE"
   python3 tools/cross_table.py row "$RUNS/$TABLE/$row" > "tools/results/cross/$TABLE/$row.json.tmp"
