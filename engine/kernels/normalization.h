@@ -128,6 +128,24 @@ struct ChannelGradSums {
     }
 };
 
+// Batch norm's input gradient for one channel, as coefficients in the element type T:
+//     dx = k * ((dy - mean_dy) - (x - mean) * c)
+// with k = w * invstd; in training mean_dy = sum(dy) / n and c = invstd * sum(dy * xhat) / n
+// (the batch statistics depend on x), in eval both 0. The coefficients come from the double
+// statistics; the per-element arithmetic is in T, as in PyTorch's CPU kernel, so that float
+// tensors take float vector instructions (this pass ran at half the speed in double).
+template <class T>
+struct BatchNormGradCoefficients {
+    T k, mean_dy, mean, c;
+    RETORT_HD BatchNormGradCoefficients(double w, double mean_x, double invstd, double sum_dy,
+                                        double sum_dy_xhat, double n, bool training)
+        : k(static_cast<T>(w * invstd)),
+          mean_dy(static_cast<T>(training ? sum_dy / n : 0.0)),
+          mean(static_cast<T>(mean_x)),
+          c(static_cast<T>(training ? invstd * (sum_dy_xhat / n) : 0.0)) {}
+    RETORT_HD T operator()(T dy, T x) const { return k * ((dy - mean_dy) - (x - mean) * c); }
+};
+
 template <class T>
 struct BatchNormInputGrad {
     const T* x;
@@ -142,13 +160,10 @@ struct BatchNormInputGrad {
     T* dx;
     RETORT_HD void operator()(std::int64_t i) const {
         const std::int64_t c = i / shape.S % shape.C;
-        const double n = static_cast<double>(shape.B * shape.S);
-        const double k = (weight != nullptr ? double(weight[c]) : 1.0) * invstd[c];
-        // batch statistics depend on x: subtract the mean of dxhat and its part along xhat
-        const double mean_g = training ? sum_dy[c] / n : 0.0;
-        const double mean_g_xhat = training ? sum_dy_xhat[c] / n : 0.0;
-        const double xhat = (double(x[i]) - mean[c]) * invstd[c];
-        dx[i] = static_cast<T>(k * (double(g[i]) - mean_g - xhat * mean_g_xhat));
+        const BatchNormGradCoefficients<T> grad(weight != nullptr ? double(weight[c]) : 1.0,
+                                                mean[c], invstd[c], sum_dy[c], sum_dy_xhat[c],
+                                                static_cast<double>(shape.B * shape.S), training);
+        dx[i] = grad(g[i], x[i]);
     }
 };
 

@@ -168,15 +168,9 @@ std::vector<Tensor> batch_norm_backward(const BatchNormSaved& s, const Tensor& d
             parallel_for(0, l.B * l.C, grain_for(l.S), [&](std::int64_t r0, std::int64_t r1) {
                 for (std::int64_t r = r0; r < r1; ++r) {
                     const std::int64_t c = r % l.C;
-                    const double k = w[c] * s.invstd[c];
-                    // batch statistics depend on x: subtract the mean of dxhat and its part
-                    // along xhat; running statistics (eval) do not
-                    const double mean_g = s.training ? sum_dy[c] / n : 0.0;
-                    const double mean_g_xhat = s.training ? sum_dy_xhat[c] / n : 0.0;
-                    for (std::int64_t i = r * l.S; i < (r + 1) * l.S; ++i) {
-                        const double xhat = (double(x[i]) - s.mean[c]) * s.invstd[c];
-                        out[i] = static_cast<T>(k * (double(g[i]) - mean_g - xhat * mean_g_xhat));
-                    }
+                    const kernels::BatchNormGradCoefficients<T> grad(
+                        w[c], s.mean[c], s.invstd[c], sum_dy[c], sum_dy_xhat[c], n, s.training);
+                    for (std::int64_t i = r * l.S; i < (r + 1) * l.S; ++i) out[i] = grad(g[i], x[i]);
                 }
             });
         }
