@@ -198,7 +198,8 @@ Distiller::Distiller(const DistillConfig& config, std::shared_ptr<Model> student
     create_objectives(config, data);  // a trial batch on the CPU sizes the connectors
     if (teacher_read_ && config.teacher_cache != "off")
         open_cache(config, data);  // fingerprints the CPU teacher
-    teacher_->to(device);  // the student and the objectives move with the Trainer
+    // The student and the objectives move with the Trainer; a teacher nothing reads stays put.
+    if (teacher_read_) teacher_->to(device);
 }
 
 void Distiller::open_cache(const DistillConfig& config, const DatasetSplits& data) {
@@ -427,7 +428,7 @@ std::string Distiller::describe() const {
         const auto params = slot.objective->num_parameters();
         if (params > 0) text += cat("; ", params, " connector parameters");
     }
-    if (!teacher_read_) text += "\nteacher: not run (no objective reads its logits or taps)";
+    if (!teacher_read_) text += "\nteacher: not run during training (no objective reads its logits or taps)";
     if (cache_) text += "\n" + cache_note_;
     return text;
 }

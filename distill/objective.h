@@ -90,6 +90,9 @@ struct ObjectiveEntry {
     std::string reference;  // the reference code followed: "RepDistiller (HobbitLong)"
     std::string taps;       // what it reads: "logits", "one or more feature pairs", ...
     std::string defaults;   // "T=4" (the defaults declare() sets, for the README table)
+    // Whether forward() reads in.teacher_logits. `retort distill` runs the teacher only when an
+    // objective does or a pair names a teacher tap, so an objective that reads the logits must
+    // say so here, or it is handed an undefined tensor.
     bool uses_teacher_logits = false;
     bool uses_labels = false;
     // The pairs `retort distill` gives it when the config names none: "" = the model family's

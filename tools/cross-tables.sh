@@ -24,6 +24,7 @@
 # are done, tools/cross_table.py writes its numbers to
 # tools/results/cross/TABLE/ROW.json, and the table is printed from those files.
 # --max-steps N caps every epoch at N steps (a quick check of the commands, not a result).
+# Run one sitting of a table at a time: rows of one method share their cache file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -155,6 +156,7 @@ for i in "${!ROWS[@]}"; do
     if [ "$(cache_key "$later")" = "$key" ]; then later_reader=1; fi
   done
   [ "$later_reader" -eq 1 ] || rm -f "$cache"
+  rm -f "$RUNS/$TABLE/$row/teacher.cache"  # where runs started by an older version kept it
   [ "$MAX_STEPS" -gt 0 ] && continue  # a check of the commands: nothing to record
   mkdir -p "tools/results/cross/$TABLE"
   python3 tools/cross_table.py row "$RUNS/$TABLE/$row" > "tools/results/cross/$TABLE/$row.json.tmp"

@@ -2,7 +2,8 @@
 // ops/normalization.cpp). Statistics are kept in double, per channel or per row, and every sum
 // runs in one thread in the CPU's order (batch norm: over b, each row of S values by lane_sum;
 // layer norm: along the row by lane_sum; parameter gradients: down the rows), so the results
-// agree with the CPU backend.
+// agree with the CPU backend to rounding (nvcc fuses some multiply-adds, which the CPU build
+// without -march=native does not).
 //
 // Batch norm, x viewed as [B][C][S]:
 //   ChannelMoments       per channel: mean and biased variance (two passes)

@@ -4,8 +4,9 @@
 // on current x86 cores), so a long reduction runs at a quarter of the rate the adder allows.
 // Four running sums, term j going to sum j mod 4, keep four additions in flight. The order is
 // still fixed by n alone (the four sums are added as (s0 + s1) + (s2 + s3)), so a result never
-// depends on the thread count or the device: the CPU loops and the GPU kernels call these same
-// functions.
+// depends on the thread count, and the CPU loops and the GPU kernels, which call these same
+// functions, add in the same order (nvcc may still fuse a term's multiply with its addition,
+// which rounds once instead of twice: the devices agree to rounding, not always to the bit).
 #pragma once
 
 #include <cstdint>
