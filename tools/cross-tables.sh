@@ -22,7 +22,8 @@
 # the last row that reads it). Each seed is its own run directory (RUNS/TABLE/ROW/seed-S,
 # default RUNS = runs/cross); a finished one is kept, a stopped one resumed. When a row's seeds
 # are done, tools/cross_table.py writes its numbers to
-# tools/results/cross/TABLE/ROW.json, and the table is printed from those files.
+# tools/results/cross/TABLE/ROW.json, and the table is printed from those files; the finished
+# teacher's numbers go to tools/results/cross/teacher-vit.json.
 # --max-steps N caps every epoch at N steps (a quick check of the commands, not a result).
 # Run one sitting of a table at a time: rows of one method share their cache file.
 set -euo pipefail
@@ -102,6 +103,11 @@ case "$TABLE" in
       extra=()
       [ "$MAX_STEPS" -gt 0 ] && extra=(--set "run.max_steps_per_epoch=$MAX_STEPS" --set run.epochs=6)
       "$RETORT" train --config tools/fashion-vit-teacher.conf "${extra[@]}" --out "$TEACHER" "${ranks[@]}"
+    fi
+    if [ "$MAX_STEPS" -eq 0 ] && teacher_finished; then  # its accuracy and time, for table 1
+      mkdir -p tools/results/cross
+      python3 tools/cross_table.py teacher "$TEACHER" > tools/results/cross/teacher-vit.json.tmp
+      mv tools/results/cross/teacher-vit.json.tmp tools/results/cross/teacher-vit.json
     fi
     exit 0 ;;
   vit-cnn)

@@ -3,6 +3,7 @@
 
     cross_table.py row RUNS/TABLE/ROW       one row's numbers (JSON) from its seed-* run directories
     cross_table.py table tools/results/cross/TABLE   the markdown table from the rows' JSON files
+    cross_table.py teacher RUNS/teacher-vit  the teacher run's numbers (JSON), for its table
 
 Test top-1 at the best-by-validation epoch and at the last epoch, mean +- sample std over seeds,
 and the mean training time of a seed's run. Standard library only."""
@@ -29,6 +30,14 @@ def row(row_dir):
     print(json.dumps({"row": row_dir.name, "objectives": objectives, "runs": runs}, indent=1))
 
 
+def teacher(run_dir):
+    run_dir = pathlib.Path(run_dir)
+    config = (run_dir / "config").read_text()
+    spec = next((line.split("=", 1)[1].strip() for line in config.splitlines()
+                 if line.strip().startswith("spec")), "")
+    print(json.dumps(dict(run_numbers(run_dir), run=str(run_dir), spec=spec), indent=1))
+
+
 def sort_key(name):
     student, _, method = name.rpartition("-") if "-" in name else ("", "", name)
     return (student, ORDER.index(method) if method in ORDER else len(ORDER), method)
@@ -50,6 +59,7 @@ def table(results_dir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("row", "table"):
+    commands = {"row": row, "table": table, "teacher": teacher}
+    if len(sys.argv) != 3 or sys.argv[1] not in commands:
         sys.exit(__doc__)
-    (row if sys.argv[1] == "row" else table)(sys.argv[2])
+    commands[sys.argv[1]](sys.argv[2])
