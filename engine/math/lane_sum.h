@@ -15,10 +15,11 @@
 
 namespace retort {
 
-// The sum of term(j) for j = 0 .. n-1.
-template <class Term>
-RETORT_HD double lane_sum(std::int64_t n, Term term) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+// The sum of term(j) for j = 0 .. n-1, accumulated in Sum (double, or SumPair below): Sum needs
+// a zero value, += and +.
+template <class Sum, class Term>
+RETORT_HD Sum lane_sum_as(std::int64_t n, Term term) {
+    Sum s0{}, s1{}, s2{}, s3{};
     std::int64_t j = 0;
     for (; j + 4 <= n; j += 4) {
         s0 += term(j);
@@ -32,6 +33,11 @@ RETORT_HD double lane_sum(std::int64_t n, Term term) {
     return (s0 + s1) + (s2 + s3);
 }
 
+template <class Term>
+RETORT_HD double lane_sum(std::int64_t n, Term term) {
+    return lane_sum_as<double>(n, term);
+}
+
 // Two sums in one pass over the terms, for reductions that read the same inputs twice (a
 // gradient's sum and its sum against xhat): term(j) returns {a_j, b_j}; each of the two sums
 // has lane_sum's order.
@@ -41,22 +47,12 @@ struct SumPair {
         a += t.a;
         b += t.b;
     }
+    RETORT_HD SumPair operator+(SumPair t) const { return {a + t.a, b + t.b}; }
 };
 
 template <class Term>
 RETORT_HD SumPair lane_sum_pair(std::int64_t n, Term term) {
-    SumPair s0, s1, s2, s3;
-    std::int64_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        s0 += term(j);
-        s1 += term(j + 1);
-        s2 += term(j + 2);
-        s3 += term(j + 3);
-    }
-    if (j < n) s0 += term(j);
-    if (j + 1 < n) s1 += term(j + 1);
-    if (j + 2 < n) s2 += term(j + 2);
-    return {(s0.a + s1.a) + (s2.a + s3.a), (s0.b + s1.b) + (s2.b + s3.b)};
+    return lane_sum_as<SumPair>(n, term);
 }
 
 }  // namespace retort
