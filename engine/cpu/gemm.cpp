@@ -29,10 +29,10 @@
 #include "engine/cpu/gemm.h"
 
 #include <algorithm>
-#include <atomic>
 #include <map>
 #include <vector>
 
+#include "engine/cpu/isa.h"
 #include "engine/error.h"
 #include "engine/parallel.h"
 
@@ -121,32 +121,10 @@ __attribute__((target("avx512f"))) void tile_avx512(std::int64_t kc, const T* a,
 #endif
 
 // The instruction sets a micro-kernel exists for, fastest first.
-enum class Isa { avx512, avx2, portable };
-
-const char* isa_name(Isa isa) {
-    switch (isa) {
-        case Isa::avx512: return "avx512f";
-        case Isa::avx2: return "avx2+fma";
-        case Isa::portable: break;
-    }
-    return "portable";
-}
-
-std::vector<Isa> supported_isas() {
-    std::vector<Isa> out;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) out.push_back(Isa::avx512);
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out.push_back(Isa::avx2);
-#endif
-    out.push_back(Isa::portable);
-    return out;
-}
-
-// The kernel in use: the fastest this CPU supports, unless set_gemm_kernel() chose another.
-std::atomic<Isa>& active_isa() {
-    static std::atomic<Isa> isa{supported_isas().front()};
-    return isa;
+// The micro-kernel in use: the fastest this CPU supports, unless set_gemm_kernel() chose another.
+IsaChoice& active_isa() {
+    static IsaChoice choice("set_gemm_kernel");
+    return choice;
 }
 
 // Register blocks per ISA: NR is two vectors wide, MR as many rows as the registers allow.
@@ -254,7 +232,7 @@ void gemm_impl(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    const MicroKernel<T> uk = kernel_for<T>(active_isa().load());
+    const MicroKernel<T> uk = kernel_for<T>(active_isa().get());
     const std::int64_t mr = uk.mr, nr = uk.nr;
     // Row blocks of (nearly) equal height, at most kMc and a multiple of mr: with blocks of kMc
     // and a short last one, the thread that drew the short blocks would wait for the other.
@@ -368,23 +346,10 @@ void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64
 void gemm_batched(const GemmBatch<float>& batch) { gemm_batched_impl(batch); }
 void gemm_batched(const GemmBatch<double>& batch) { gemm_batched_impl(batch); }
 
-std::vector<std::string> gemm_kernels() {
-    std::vector<std::string> names;
-    for (Isa isa : supported_isas()) names.push_back(isa_name(isa));
-    return names;
-}
+std::vector<std::string> gemm_kernels() { return IsaChoice::names(); }
 
-const char* gemm_kernel_name() { return isa_name(active_isa().load()); }
+const char* gemm_kernel_name() { return active_isa().name(); }
 
-void set_gemm_kernel(const std::string& name) {
-    for (Isa isa : supported_isas())
-        if (name == isa_name(isa)) {
-            active_isa().store(isa);
-            return;
-        }
-    std::string known;
-    for (const std::string& n : gemm_kernels()) known += (known.empty() ? "" : ", ") + n;
-    fail("set_gemm_kernel: no micro-kernel '", name, "' on this CPU (available: ", known, ")");
-}
+void set_gemm_kernel(const std::string& name) { active_isa().set(name); }
 
 }  // namespace retort::cpu

@@ -2,8 +2,8 @@
 // baseline; the best this CPU supports is picked once (see wide_unary.h).
 #include "engine/cpu/wide_unary.h"
 
-#include <atomic>
 
+#include "engine/cpu/isa.h"
 #include "engine/error.h"
 #include "engine/parallel.h"
 
@@ -58,33 +58,12 @@ __attribute__((target("avx512f"))) void backward_avx512(const float* x, const fl
 }
 #endif
 
-enum class Isa { portable, avx2, avx512 };
-
-std::vector<Isa> supported_isas() {
-    std::vector<Isa> out;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) out.push_back(Isa::avx512);
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out.push_back(Isa::avx2);
-#endif
-    out.push_back(Isa::portable);
-    return out;
+IsaChoice& active_isa() {
+    static IsaChoice choice("set_wide_unary_isa");
+    return choice;
 }
 
-std::atomic<Isa>& active_isa() {
-    static std::atomic<Isa> chosen{supported_isas().front()};
-    return chosen;
-}
-
-Isa isa() { return active_isa().load(std::memory_order_relaxed); }
-
-const char* isa_name(Isa i) {
-    switch (i) {
-        case Isa::avx512: return "avx512f";
-        case Isa::avx2: return "avx2+fma";
-        default: return "portable";
-    }
-}
+Isa isa() { return active_isa().get(); }
 
 }  // namespace
 
@@ -116,24 +95,11 @@ void wide_backward(const float* x, const float* y, const float* dy, float* dx, s
     });
 }
 
-std::vector<std::string> wide_unary_isas() {
-    std::vector<std::string> names;
-    for (Isa i : supported_isas()) names.push_back(isa_name(i));
-    return names;
-}
+std::vector<std::string> wide_unary_isas() { return IsaChoice::names(); }
 
-const char* wide_unary_isa() { return isa_name(isa()); }
+const char* wide_unary_isa() { return active_isa().name(); }
 
-void set_wide_unary_isa(const std::string& name) {
-    for (Isa i : supported_isas())
-        if (name == isa_name(i)) {
-            active_isa().store(i);
-            return;
-        }
-    std::string known;
-    for (const std::string& n : wide_unary_isas()) known += (known.empty() ? "" : ", ") + n;
-    fail("set_wide_unary_isa: '", name, "' is not available on this CPU (available: ", known, ")");
-}
+void set_wide_unary_isa(const std::string& name) { active_isa().set(name); }
 
 template void wide_forward<math::GeluErf>(const float*, float*, std::int64_t);
 template void wide_forward<math::Sigmoid>(const float*, float*, std::int64_t);

@@ -20,12 +20,14 @@
 // Determinism: every per-channel or per-row sum runs in one thread in a fixed order, in double
 // precision, so results do not depend on the thread count (and f32 sums over large batches
 // keep their accuracy). The sums along a row go through lane_sum (engine/math/lane_sum.h):
-// four running sums instead of one, for speed, in an order still fixed by the row's length.
+// four running sums instead of one, for speed, in an order still fixed by the row's length;
+// float rows run it four lanes at a time in AVX2 (engine/cpu/row_sums.h), to the same bits.
 #include "engine/ops/normalization.h"
 
 #include <cmath>
 
 #include "engine/autograd.h"
+#include "engine/cpu/row_sums.h"
 #include "engine/cuda/cudnn_conv.h"
 #include "engine/cuda/cudnn_norm.h"
 #include "engine/cuda/launch.h"
@@ -73,16 +75,16 @@ ChannelLayout channel_layout(const Shape& shape) {
     return l;
 }
 
-// For each channel c: the sum over b of row_sum(c, base), base the flat index where row (b, c)
+// For each channel c: the sum over b of sum_of_row(c, base), base the flat index where row (b, c)
 // of S values starts; Sum is double, or SumPair for two sums at once. Channels are split among
 // threads, so each channel's sum is one thread's, in a fixed order. Walking b outside the
 // channel loop keeps reads sequential when S is 1.
 template <class Sum, class RowSum>
-std::vector<Sum> sum_per_channel(const ChannelLayout& l, RowSum row_sum) {
+std::vector<Sum> sum_per_channel(const ChannelLayout& l, RowSum sum_of_row) {
     std::vector<Sum> out(l.C);
     parallel_for(0, l.C, grain_for(l.count()), [&](std::int64_t c0, std::int64_t c1) {
         for (std::int64_t b = 0; b < l.B; ++b)
-            for (std::int64_t c = c0; c < c1; ++c) out[c] += row_sum(c, (b * l.C + c) * l.S);
+            for (std::int64_t c = c0; c < c1; ++c) out[c] += sum_of_row(c, (b * l.C + c) * l.S);
     });
     return out;
 }
@@ -96,15 +98,12 @@ ChannelStats batch_stats(const T* x, const ChannelLayout& l) {
     ChannelStats st;
     const double n = static_cast<double>(l.count());
     st.mean = sum_per_channel<double>(l, [&](std::int64_t, std::int64_t base) {
-        return lane_sum(l.S, [&](std::int64_t s) { return double(x[base + s]); });
+        return cpu::row_sum(x + base, l.S);
     });
     for (double& m : st.mean) m /= n;
     // two passes (mean first) instead of E[x^2] - E[x]^2, which cancels badly
     st.var = sum_per_channel<double>(l, [&](std::int64_t c, std::int64_t base) {
-        return lane_sum(l.S, [&](std::int64_t s) {
-            const double d = double(x[base + s]) - st.mean[c];
-            return d * d;
-        });
+        return cpu::row_sum_squared_deviation(x + base, l.S, st.mean[c]);
     });
     for (double& v : st.var) v /= n;
     return st;
@@ -151,10 +150,7 @@ std::vector<Tensor> batch_norm_backward(const BatchNormSaved& s, const Tensor& d
         // one pass for sum(dy) and sum(dy * xhat)
         const std::vector<SumPair> sums =
             sum_per_channel<SumPair>(l, [&](std::int64_t c, std::int64_t base) {
-                return lane_sum_pair(l.S, [&](std::int64_t i) {
-                    const double dy = double(g[base + i]);
-                    return SumPair{dy, dy * (double(x[base + i]) - s.mean[c]) * s.invstd[c]};
-                });
+                return cpu::row_sum_grad(g + base, x + base, l.S, s.mean[c], s.invstd[c]);
             });
         std::vector<double> sum_dy(l.C), sum_dy_xhat(l.C);
         for (std::int64_t c = 0; c < l.C; ++c) {
@@ -193,12 +189,8 @@ RowStats row_stats(const T* x, std::int64_t M, std::int64_t N, double eps) {
     parallel_for(0, M, grain_for(N), [&](std::int64_t r0, std::int64_t r1) {
         for (std::int64_t r = r0; r < r1; ++r) {
             const T* row = x + r * N;
-            const double mean = lane_sum(N, [&](std::int64_t j) { return double(row[j]); }) /
-                                static_cast<double>(N);
-            const double sq = lane_sum(N, [&](std::int64_t j) {
-                const double d = double(row[j]) - mean;
-                return d * d;
-            });
+            const double mean = cpu::row_sum(row, N) / static_cast<double>(N);
+            const double sq = cpu::row_sum_squared_deviation(row, N, mean);
             st.mean[r] = mean;
             st.invstd[r] = 1.0 / std::sqrt(sq / static_cast<double>(N) + eps);
         }
