@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/cpu/im2col.h"
+#include "engine/cpu/scaled_add.h"
 #include "engine/math/lane_sum.h"
 #include "engine/parallel.h"
 
@@ -156,7 +157,8 @@ void depthwise_grad_weight_rows(const DepthwiseShape& s, const T* x, const T* dy
 // plane's outputs, r * wide + c, with no bounds to check; the columns c >= out_w that this also
 // computes are thrown away. Each output still gets its bias and then its taps in the order
 // (i, j), the zero border adding nothing, so the forward and input-gradient results are the row
-// loops' results.
+// loops' results. A tap's loop is add_scaled (engine/cpu/scaled_add.h), which runs in AVX-512
+// or AVX2 where the CPU has it.
 
 // The zero-bordered copy of one plane: `rows` x `wide`, the plane at (top, left), and `slack`
 // more zeros so that a tap's loop may read past the last row. The buffer is zeroed once
@@ -178,12 +180,6 @@ void copy_into_border(const BorderedPlane& b, const T* plane, std::int64_t heigh
 inline BorderedPlane padded_input(const ConvGeometry& g) {
     const std::int64_t wide = g.width + 2 * g.pad_w;
     return {g.height + 2 * g.pad_h, wide, g.pad_h, g.pad_w, (g.kernel_w - 1) * g.dilation_w + wide};
-}
-
-// out[p] += weight * in[p + offset] over p in [0, n): the loop every tap runs.
-template <class T>
-void add_scaled(T* out, const T* in, T weight, std::int64_t n) {
-    for (std::int64_t p = 0; p < n; ++p) out[p] += weight * in[p];
 }
 
 template <class T>
@@ -270,7 +266,7 @@ void depthwise_grad_weight_unit_stride(const DepthwiseShape& s, const T* x, cons
                     for (std::int64_t j = 0; j < g.kernel_w; ++j) {
                         T* sums = partial.data() + (i * g.kernel_w + j) * n;
                         const T* src = in.data() + i * g.dilation_h * border.wide + j * g.dilation_w;
-                        for (std::int64_t q = 0; q < n; ++q) sums[q] += up[q] * src[q];
+                        add_products(sums, up.data(), src, n);
                     }
             }
             for (std::int64_t t = 0; t < taps; ++t) {

@@ -3,9 +3,7 @@
 // must round exactly as the portable sums do.
 #include "engine/cpu/row_sums.h"
 
-#include <atomic>
-
-#include "engine/error.h"
+#include "engine/cpu/isa.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -73,32 +71,15 @@ __attribute__((target("avx2"))) SumPair avx2_grad(const float* dy, const float* 
 }
 #endif
 
-enum class Variant { avx2, portable };
+// AVX-512 CPUs run the AVX2 loops: the sums' four lanes fill one 256-bit register.
+IsaChoice& active_isa() {
+    static IsaChoice choice("set_row_sum_isa");
+    return choice;
+}
 
-std::vector<Variant> supported() {
-    std::vector<Variant> out;
 #ifdef RETORT_ROW_SUMS_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) out.push_back(Variant::avx2);
+bool use_avx2() { return active_isa().get() != Isa::portable; }
 #endif
-    out.push_back(Variant::portable);
-    return out;
-}
-
-const char* variant_name(Variant v) { return v == Variant::avx2 ? "avx2" : "portable"; }
-
-std::atomic<Variant>& active() {
-    static std::atomic<Variant> chosen{supported().front()};
-    return chosen;
-}
-
-bool use_avx2() {
-#ifdef RETORT_ROW_SUMS_X86
-    return active().load(std::memory_order_relaxed) == Variant::avx2;
-#else
-    return false;
-#endif
-}
 
 }  // namespace
 
@@ -124,21 +105,8 @@ SumPair row_sum_grad(const float* dy, const float* x, std::int64_t n, double mea
     return row_sum_grad_portable(dy, x, n, mean, invstd);
 }
 
-std::vector<std::string> row_sum_isas() {
-    std::vector<std::string> names;
-    for (Variant v : supported()) names.push_back(variant_name(v));
-    return names;
-}
-
-const char* row_sum_isa() { return variant_name(active().load()); }
-
-void set_row_sum_isa(const std::string& name) {
-    for (Variant v : supported())
-        if (name == variant_name(v)) {
-            active().store(v);
-            return;
-        }
-    fail("set_row_sum_isa: '", name, "' is not available on this CPU");
-}
+std::vector<std::string> row_sum_isas() { return IsaChoice::names(); }
+const char* row_sum_isa() { return active_isa().name(); }
+void set_row_sum_isa(const std::string& name) { active_isa().set(name); }
 
 }  // namespace retort::cpu

@@ -61,7 +61,8 @@ inline SumPair row_sum_grad(const double* dy, const double* x, std::int64_t n, d
     return row_sum_grad_portable(dy, x, n, mean, invstd);
 }
 
-// The variants this CPU runs ("avx2", "portable"), the one in use, and a switch for tests.
+// The variants this CPU runs (names as engine/cpu/isa.h; "avx512f" runs the AVX2 loops), the
+// one in use, and a switch for tests.
 std::vector<std::string> row_sum_isas();
 const char* row_sum_isa();
 void set_row_sum_isa(const std::string& name);
