@@ -12,8 +12,10 @@
 #             2 cores, 2 ranks of 1 thread train this ViT 1.3x faster than 1 process of 2; the
 #             stochastic-depth draws then differ from a 1-rank run's).
 #   vit-cnn   table 1, that teacher into resnet8 and into mobilenet_v2 (stem=cifar, width 0.5):
-#             rows {resnet8,mobilenet}-{alone,kd,fitnet,at,ofa,cakd,tat,fourier}
-#             (tools/cross-vit-cnn.conf)
+#             rows {resnet8,mobilenet}-{alone,kd,fitnet,at,ofa,cakd,tat,fourier,fourier_nokd}
+#             (tools/cross-vit-cnn.conf); each method with its own default weights, fourier
+#             with its documented recipe (ce:1, kd:1, fourier:1) and, as fourier_nokd, on the
+#             footing of the other feature methods (cross-entropy and the method alone)
 #   cnn-deit  table 2, the KD table's resnet20 teacher into a DeiT-style student: rows alone,
 #             deit_hard, cskd_alpha1 (alpha fixed at 1), cskd_ckf (cumulative knowledge fusion)
 #             (tools/cross-cnn-deit.conf)
@@ -84,7 +86,8 @@ row_sets() {
                    echo "ofa.pairs=layer1:tokens.1, layer2:tokens.3, layer3:tokens.5" ;;
     vit-cnn:*-cakd) echo "distill.objectives=ce:1, cakd:1"; echo "cakd.pairs=layer3:attn.5, layer3:tokens.5" ;;
     vit-cnn:*-tat) echo "distill.objectives=ce:0.1, tat:0.2"; echo "tat.pairs=layer3:patch_tokens" ;;
-    vit-cnn:*-fourier) echo "distill.objectives=ce:1, fourier:1"; echo "fourier.pairs=layer3:patch_tokens" ;;
+    vit-cnn:*-fourier) echo "distill.objectives=ce:1, kd:1, fourier:1"; echo "fourier.pairs=layer3:patch_tokens" ;;
+    vit-cnn:*-fourier_nokd) echo "distill.objectives=ce:1, fourier:1"; echo "fourier.pairs=layer3:patch_tokens" ;;
     cnn-deit:deit_hard) echo "distill.objectives=ce:0.5, deit_hard:0.5" ;;
     cnn-deit:cskd_alpha1) echo "distill.objectives=ce:0.5, cskd:1"; echo "cskd.alpha=1" ;;
     cnn-deit:cskd_ckf) echo "distill.objectives=ce:0.5, cskd:1" ;;
@@ -116,7 +119,7 @@ case "$TABLE" in
     if [ "$MAX_STEPS" -eq 0 ] && ! teacher_finished; then
       echo "cross-tables: the ViT teacher in $TEACHER has not finished; run: $0 teacher" >&2; exit 1
     fi
-    [ ${#ROWS[@]} -gt 0 ] || for m in alone kd fitnet at ofa cakd tat fourier; do
+    [ ${#ROWS[@]} -gt 0 ] || for m in alone kd fitnet at ofa cakd tat fourier fourier_nokd; do
       for s in resnet8 mobilenet; do ROWS+=("$s-$m"); done; done ;;
   cnn-deit)
     CONFIG=tools/cross-cnn-deit.conf

@@ -14,10 +14,10 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from run_summary import cell, run_numbers  # noqa: E402
 
-ORDER = ["alone", "kd", "fitnet", "at", "ofa", "cakd", "tat", "fourier", "deit_hard",
+ORDER = ["alone", "kd", "fitnet", "at", "ofa", "cakd", "tat", "fourier", "fourier_nokd", "deit_hard",
          "cskd_alpha1", "cskd_ckf"]
 LABELS = {"cskd_alpha1": "cskd, alpha fixed at 1", "cskd_ckf": "cskd with CKF (alpha 1 -> 0)",
-          "alone": "student alone"}
+          "alone": "student alone", "fourier_nokd": "fourier without kd"}
 
 
 def row(row_dir):
