@@ -128,11 +128,13 @@ case "$TABLE" in
   *) echo "cross-tables: unknown table '$TABLE' (teacher, vit-cnn, cnn-deit)" >&2; exit 2 ;;
 esac
 
-# The rows that read the same teacher outputs (table 1: one method, either student) share a
-# cache file, named by this key.
+# The rows that read the same teacher outputs (table 1: one method, either student; tat, fourier
+# and fourier_nokd all tap the teacher's patch tokens) share a cache file, named by this key. The
+# cache's fingerprint covers the taps, so a key shared by mistake would refill, not mislead.
 cache_key() {
-  case "$TABLE" in
-    vit-cnn) echo "${1#*-}" ;;
+  case "$TABLE:$1" in
+    vit-cnn:*-tat|vit-cnn:*-fourier|vit-cnn:*-fourier_nokd) echo patch_tokens ;;
+    vit-cnn:*) echo "${1#*-}" ;;
     *) echo "$1" ;;
   esac
 }
