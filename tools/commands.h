@@ -38,7 +38,7 @@ inline const std::vector<Command>& commands() {
         {"objective", "evaluate one distillation objective on tensors from a safetensors file, with gradients",
          run_objective},
         {"plot", "draw the loss and accuracy curves of training runs into a PNG", run_plot},
-        {"bench", "measure the data loader's images/s against the training step's", run_bench},
+        {"bench", "measure speed: FMA peak, GEMM, a model's step, a KD step, the data loader", run_bench},
         {"version", "print the version and how this binary was built", run_version},
     };
     return table;
