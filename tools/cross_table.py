@@ -17,7 +17,8 @@ from run_summary import cell, run_numbers  # noqa: E402
 ORDER = ["alone", "kd", "fitnet", "at", "ofa", "cakd", "tat", "fourier", "fourier_nokd", "deit_hard",
          "cskd_alpha1", "cskd_ckf"]
 LABELS = {"cskd_alpha1": "cskd, alpha fixed at 1", "cskd_ckf": "cskd with CKF (alpha 1 -> 0)",
-          "alone": "student alone", "fourier_nokd": "fourier without kd"}
+          "alone": "student alone", "fourier_nokd": "fourier without kd",
+          "cakd": "cakd (attention and GL terms, value term off)"}
 
 
 def row(row_dir):
