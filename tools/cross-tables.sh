@@ -13,6 +13,7 @@
 #             stochastic-depth draws then differ from a 1-rank run's).
 #   vit-cnn   table 1, that teacher into resnet8 and into mobilenet_v2 (stem=cifar, width 0.5):
 #             rows {resnet8,mobilenet}-{alone,kd,fitnet,at,ofa,cakd,tat,fourier,fourier_nokd}
+#             and, run by name only, tat_ce1 (tat with the cross-entropy at full weight)
 #             (tools/cross-vit-cnn.conf); each method with its own default weights, fourier
 #             with its documented recipe (ce:1, kd:1, fourier:1) and, as fourier_nokd, on the
 #             footing of the other feature methods (cross-entropy and the method alone)
@@ -91,6 +92,7 @@ row_sets() {
     vit-cnn:*-cakd) echo "distill.objectives=ce:1, cakd:1"; echo "cakd.value_weight=0"
                     echo "cakd.pairs=layer3:attn.5, layer3:tokens.5" ;;
     vit-cnn:*-tat) echo "distill.objectives=ce:0.1, tat:0.2"; echo "tat.pairs=layer3:patch_tokens" ;;
+    vit-cnn:*-tat_ce1) echo "distill.objectives=ce:1, tat:0.2"; echo "tat.pairs=layer3:patch_tokens" ;;
     vit-cnn:*-fourier) echo "distill.objectives=ce:1, kd:1, fourier:1"; echo "fourier.pairs=layer3:patch_tokens" ;;
     vit-cnn:*-fourier_nokd) echo "distill.objectives=ce:1, fourier:1"; echo "fourier.pairs=layer3:patch_tokens" ;;
     cnn-deit:deit_hard) echo "distill.objectives=ce:0.5, deit_hard:0.5" ;;
@@ -138,7 +140,7 @@ esac
 # cache's fingerprint covers the taps, so a key shared by mistake would refill, not mislead.
 cache_key() {
   case "$TABLE:$1" in
-    vit-cnn:*-tat|vit-cnn:*-fourier|vit-cnn:*-fourier_nokd) echo patch_tokens ;;
+    vit-cnn:*-tat|vit-cnn:*-tat_ce1|vit-cnn:*-fourier|vit-cnn:*-fourier_nokd) echo patch_tokens ;;
     vit-cnn:*) echo "${1#*-}" ;;
     *) echo "$1" ;;
   esac

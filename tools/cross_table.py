@@ -14,11 +14,12 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from run_summary import cell, run_numbers  # noqa: E402
 
-ORDER = ["alone", "kd", "fitnet", "at", "ofa", "cakd", "tat", "fourier", "fourier_nokd", "deit_hard",
+ORDER = ["alone", "kd", "fitnet", "at", "ofa", "cakd", "tat", "tat_ce1", "fourier", "fourier_nokd", "deit_hard",
          "cskd_alpha1", "cskd_ckf"]
 LABELS = {"cskd_alpha1": "cskd, alpha fixed at 1", "cskd_ckf": "cskd with CKF (alpha 1 -> 0)",
           "alone": "student alone", "fourier_nokd": "fourier without kd",
-          "cakd": "cakd (attention and GL terms, value term off)"}
+          "cakd": "cakd (attention and GL terms, value term off)",
+          "tat_ce1": "tat with the cross-entropy at weight 1"}
 
 
 def row(row_dir):
