@@ -2,15 +2,20 @@
 # tools/cross-tables.sh: the cross-architecture tables on Fashion-MNIST, a row at a time, so that
 # they can be filled across several sittings.
 #
-#   tools/cross-tables.sh [--epochs N] [--seeds 0,1,2] [--runs DIR] [--max-steps N]
-#                         [--teacher-ranks N] TABLE [ROW ...]
+#   tools/cross-tables.sh [--epochs N] [--seeds 0,1,2] [--runs DIR] [--results DIR]
+#                         [--max-steps N] [--teacher-ranks N] TABLE [ROW ...]
 #
 # TABLE:
 #   teacher   trains the ViT teacher (tools/fashion-vit-teacher.conf) into RUNS/teacher-vit, or
 #             resumes it where it stopped (it checkpoints every 100 steps); the other tables
 #             need it finished. --teacher-ranks N trains it data parallel over N CPU ranks (on
 #             2 cores, 2 ranks of 1 thread train this ViT 1.3x faster than 1 process of 2; the
-#             stochastic-depth draws then differ from a 1-rank run's).
+#             stochastic-depth draws then differ from a 1-rank run's). Whenever the training
+#             stops (finished, or stopped with SIGTERM, which saves a checkpoint first), the run
+#             is kept in RESULTS/teacher-vit/, the copy that goes into the repository: its config
+#             and metrics.csv, best.safetensors and, until it finishes, last.safetensors (weights
+#             and optimizer state, about 32 MB). A checkout without RUNS/teacher-vit resumes
+#             from that copy, and the other tables read a finished one from there.
 #   vit-cnn   table 1, that teacher into resnet8 and into mobilenet_v2 (stem=cifar, width 0.5):
 #             rows {resnet8,mobilenet}-{alone,kd,fitnet,at,ofa,cakd,tat,fourier,fourier_nokd}
 #             and, run by name only, tat_ce1 (tat with the cross-entropy at full weight)
@@ -23,11 +28,14 @@
 # With no ROW, every row of the table (table 1 method by method, both students of a method one
 # after the other, so that they share one file of the teacher's cached outputs, deleted after
 # the last row that reads it). Each seed is its own run directory (RUNS/TABLE/ROW/seed-S,
-# default RUNS = runs/cross); a finished one is kept, a stopped one resumed. When a row's seeds
-# are done, tools/cross_table.py writes its numbers to
-# tools/results/cross/TABLE/ROW.json, and the table is printed from those files; the finished
-# teacher's numbers go to tools/results/cross/teacher-vit.json.
-# --max-steps N caps every epoch at N steps (a quick check of the commands, not a result).
+# default RUNS = runs/cross); a stopped one is resumed. A finished seed is recorded in
+# RESULTS/TABLE/seeds/ROW/seed-S/ (its config, metrics.csv and, in table 1, the first 16 hex
+# digits of the teacher weights' SHA-256), so that a checkout of the repository knows it is done
+# without the run directory. When a row's seeds are done, tools/cross_table.py writes its numbers
+# to RESULTS/TABLE/ROW.json, and the table is printed from those files; the finished teacher's
+# numbers go to RESULTS/teacher-vit.json. RESULTS defaults to tools/results/cross.
+# --max-steps N caps every epoch at N steps (a quick check of the commands, not a result: nothing
+# is recorded unless --results names a directory).
 # Run one sitting of a table at a time: rows of one method share their cache file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +43,8 @@ cd "$(dirname "$0")/.."
 EPOCHS=5
 SEEDS=0,1,2
 RUNS=runs/cross
+RESULTS=tools/results/cross
+RESULTS_GIVEN=0
 MAX_STEPS=0
 TEACHER_RANKS=0
 RETORT="${RETORT:-build/retort}"
@@ -44,6 +54,7 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS="${2:?--epochs needs a number}"; shift 2 ;;
     --seeds) SEEDS="${2:?--seeds needs a list}"; shift 2 ;;
     --runs) RUNS="${2:?--runs needs a directory}"; shift 2 ;;
+    --results) RESULTS="${2:?--results needs a directory}"; RESULTS_GIVEN=1; shift 2 ;;
     --max-steps) MAX_STEPS="${2:?--max-steps needs a number}"; shift 2 ;;
     --teacher-ranks) TEACHER_RANKS="${2:?--teacher-ranks needs a number}"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -56,13 +67,36 @@ TABLE="${ARGS[0]}"
 ROWS=("${ARGS[@]:1}")
 [ -x "$RETORT" ] || { echo "cross-tables: no retort binary at $RETORT (run tools/setup.sh)" >&2; exit 1; }
 TEACHER="$RUNS/teacher-vit"
+KEPT_TEACHER="$RESULTS/teacher-vit"  # the teacher run as the repository keeps it
+RECORD=1  # whether finished seeds, rows and the teacher are written under RESULTS
+[ "$MAX_STEPS" -gt 0 ] && [ "$RESULTS_GIVEN" -eq 0 ] && RECORD=0
 STUDENT_RESNET="resnet8:in_chans=1,num_classes=10"
 STUDENT_MOBILE="mobilenet_v2:stem=cifar,width_mult=0.5,in_chans=1,num_classes=10"
 DEIT_DIMS="img_size=28,patch_size=4,depth=4,embed_dim=96,num_heads=3,in_chans=1,num_classes=10"
 
+# Whether the teacher run in directory $1 has finished all its epochs.
 teacher_finished() {
-  [ -f "$TEACHER/metrics.csv" ] && grep -q "^$(grep -m1 '^epochs' tools/fashion-vit-teacher.conf |
-    tr -dc 0-9).0000,[0-9]*,test," "$TEACHER/metrics.csv"
+  [ -f "$1/metrics.csv" ] && [ -f "$1/best.safetensors" ] && grep -q "^$(grep -m1 '^epochs' \
+    tools/fashion-vit-teacher.conf | tr -dc 0-9).0000,[0-9]*,test," "$1/metrics.csv"
+}
+
+# Copies file $1 to directory $2 through a temporary name, so that a stop mid-copy leaves no
+# half-written file under the final name.
+copy_into() {
+  cp "$1" "$2/$(basename "$1").tmp"
+  mv "$2/$(basename "$1").tmp" "$2/$(basename "$1")"
+}
+
+# The teacher run into KEPT_TEACHER: what a later checkout needs to resume it, or, once it has
+# finished, to read it (its best weights; the optimizer state is then dropped).
+keep_teacher() {
+  [ -f "$TEACHER/metrics.csv" ] || return 0
+  mkdir -p "$KEPT_TEACHER"
+  local f
+  for f in config metrics.csv best.safetensors last.safetensors; do
+    [ -f "$TEACHER/$f" ] && copy_into "$TEACHER/$f" "$KEPT_TEACHER"
+  done
+  if teacher_finished "$TEACHER"; then rm -f "$KEPT_TEACHER/last.safetensors"; fi
 }
 
 # The --set arguments of a row: the student, the objectives and the pairs each method reads.
@@ -106,31 +140,50 @@ case "$TABLE" in
   teacher)
     ranks=()
     [ "$TEACHER_RANKS" -gt 1 ] && ranks=(--ranks "$TEACHER_RANKS")
-    if teacher_finished; then echo "== teacher: finished ($TEACHER)" >&2
-    elif [ -f "$TEACHER/last.safetensors" ]; then "$RETORT" train --resume "$TEACHER" "${ranks[@]}"
+    if [ "$RECORD" -eq 1 ] && [ ! -f "$TEACHER/last.safetensors" ] && ! teacher_finished "$TEACHER" &&
+       [ -f "$KEPT_TEACHER/metrics.csv" ]; then
+      if teacher_finished "$KEPT_TEACHER"; then echo "== teacher: finished ($KEPT_TEACHER)" >&2; exit 0; fi
+      echo "== teacher: resuming from the kept copy in $KEPT_TEACHER" >&2
+      rm -rf "$TEACHER"
+      mkdir -p "$TEACHER"
+      cp "$KEPT_TEACHER"/* "$TEACHER"/
+    fi
+    status=0
+    if teacher_finished "$TEACHER"; then echo "== teacher: finished ($TEACHER)" >&2
+    elif [ -f "$TEACHER/last.safetensors" ]; then
+      "$RETORT" train --resume "$TEACHER" "${ranks[@]}" || status=$?
     else
       rm -rf "$TEACHER"
       extra=()
       [ "$MAX_STEPS" -gt 0 ] && extra=(--set "run.max_steps_per_epoch=$MAX_STEPS" --set run.epochs=6)
-      "$RETORT" train --config tools/fashion-vit-teacher.conf "${extra[@]}" --out "$TEACHER" "${ranks[@]}"
+      "$RETORT" train --config tools/fashion-vit-teacher.conf "${extra[@]}" --out "$TEACHER" \
+        "${ranks[@]}" || status=$?
     fi
-    if [ "$MAX_STEPS" -eq 0 ] && teacher_finished; then  # its accuracy and time, for table 1
-      mkdir -p tools/results/cross
-      python3 tools/cross_table.py teacher "$TEACHER" > tools/results/cross/teacher-vit.json.tmp
-      mv tools/results/cross/teacher-vit.json.tmp tools/results/cross/teacher-vit.json
+    if [ "$RECORD" -eq 1 ]; then
+      keep_teacher  # finished or stopped: what the next checkout resumes or reads
+      if teacher_finished "$TEACHER"; then  # its accuracy and time, for table 1
+        python3 tools/cross_table.py teacher "$TEACHER" > "$RESULTS/teacher-vit.json.tmp"
+        mv "$RESULTS/teacher-vit.json.tmp" "$RESULTS/teacher-vit.json"
+      fi
     fi
-    exit 0 ;;
+    exit "$status" ;;
   vit-cnn)
     CONFIG=tools/cross-vit-cnn.conf
-    TABLE_SETS=(--set "distill.teacher_weights=$TEACHER")
-    if [ "$MAX_STEPS" -eq 0 ] && ! teacher_finished; then
-      echo "cross-tables: the ViT teacher in $TEACHER has not finished; run: $0 teacher" >&2; exit 1
+    # The finished teacher: this checkout's run, or else the repository's kept copy.
+    teacher_dir="$TEACHER"
+    if ! teacher_finished "$TEACHER" && teacher_finished "$KEPT_TEACHER"; then teacher_dir="$KEPT_TEACHER"; fi
+    if [ "$MAX_STEPS" -eq 0 ] && ! teacher_finished "$teacher_dir"; then
+      echo "cross-tables: the ViT teacher has not finished (neither in $TEACHER nor in" \
+           "$KEPT_TEACHER); run: $0 teacher" >&2; exit 1
     fi
+    TABLE_SETS=(--set "distill.teacher_weights=$teacher_dir")
+    TEACHER_WEIGHTS="$teacher_dir/best.safetensors"
     [ ${#ROWS[@]} -gt 0 ] || for m in alone kd fitnet at ofa cakd tat fourier fourier_nokd; do
       for s in resnet8 mobilenet; do ROWS+=("$s-$m"); done; done ;;
   cnn-deit)
     CONFIG=tools/cross-cnn-deit.conf
     TABLE_SETS=()
+    TEACHER_WEIGHTS=""  # named by the config
     [ ${#ROWS[@]} -gt 0 ] || ROWS=(alone deit_hard cskd_alpha1 cskd_ckf) ;;
   *) echo "cross-tables: unknown table '$TABLE' (teacher, vit-cnn, cnn-deit)" >&2; exit 2 ;;
 esac
@@ -146,6 +199,21 @@ cache_key() {
   esac
 }
 
+# Whether a seed's run directory (or its record) holds all EPOCHS epochs.
+run_finished() { [ -f "$1/metrics.csv" ] && grep -q "^$EPOCHS.0000,[0-9]*,test," "$1/metrics.csv"; }
+
+# A finished seed's record: its config, its metrics.csv and which teacher it read.
+record_seed() {
+  local record="$2"
+  mkdir -p "$record"
+  copy_into "$1/config" "$record"
+  if [ -n "$TEACHER_WEIGHTS" ]; then
+    sha256sum "$TEACHER_WEIGHTS" | cut -c1-16 > "$record/teacher.tmp"
+    mv "$record/teacher.tmp" "$record/teacher"
+  fi
+  copy_into "$1/metrics.csv" "$record"  # last: it is what marks the record complete
+}
+
 IFS=, read -r -a seed_list <<< "$SEEDS"
 for i in "${!ROWS[@]}"; do
   row="${ROWS[$i]}"
@@ -157,7 +225,11 @@ for i in "${!ROWS[@]}"; do
   mkdir -p "$RUNS/$TABLE/$row"
   for seed in "${seed_list[@]}"; do
     dir="$RUNS/$TABLE/$row/seed-$seed"
-    if [ -f "$dir/metrics.csv" ] && grep -q "^$EPOCHS.0000,[0-9]*,test," "$dir/metrics.csv"; then
+    record="$RESULTS/$TABLE/seeds/$row/seed-$seed"
+    if [ "$RECORD" -eq 1 ] && run_finished "$record"; then
+      echo "== $TABLE $row seed $seed: done (recorded in $record)" >&2
+      continue
+    elif run_finished "$dir"; then
       echo "== $TABLE $row seed $seed: done" >&2
     elif [ -f "$dir/last.safetensors" ]; then
       echo "== $TABLE $row seed $seed: resuming" >&2
@@ -167,6 +239,7 @@ for i in "${!ROWS[@]}"; do
       rm -rf "$dir"
       "$RETORT" distill --config "$CONFIG" "${sets[@]}" --set "run.seed=$seed" --out "$dir"
     fi
+    [ "$RECORD" -eq 1 ] && record_seed "$dir" "$record"
   done
   # A few GB: deleted once no later row reads it.
   later_reader=0
@@ -174,10 +247,8 @@ for i in "${!ROWS[@]}"; do
     if [ "$(cache_key "$later")" = "$key" ]; then later_reader=1; fi
   done
   [ "$later_reader" -eq 1 ] || rm -f "$cache"
-  rm -f "$RUNS/$TABLE/$row/teacher.cache"  # where runs started by an older version kept it
-  [ "$MAX_STEPS" -gt 0 ] && continue  # a check of the commands: nothing to record
-  mkdir -p "tools/results/cross/$TABLE"
-  python3 tools/cross_table.py row "$RUNS/$TABLE/$row" > "tools/results/cross/$TABLE/$row.json.tmp"
-  mv "tools/results/cross/$TABLE/$row.json.tmp" "tools/results/cross/$TABLE/$row.json"
+  [ "$RECORD" -eq 1 ] || continue  # a check of the commands: nothing to record
+  python3 tools/cross_table.py row "$RESULTS/$TABLE/seeds/$row" > "$RESULTS/$TABLE/$row.json.tmp"
+  mv "$RESULTS/$TABLE/$row.json.tmp" "$RESULTS/$TABLE/$row.json"
 done
-[ "$MAX_STEPS" -gt 0 ] || python3 tools/cross_table.py table "tools/results/cross/$TABLE"
+[ "$RECORD" -eq 0 ] || python3 tools/cross_table.py table "$RESULTS/$TABLE"

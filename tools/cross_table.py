@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """tools/cross_table.py: the cross-architecture tables of tools/cross-tables.sh.
 
-    cross_table.py row RUNS/TABLE/ROW       one row's numbers (JSON) from its seed-* run directories
+    cross_table.py row DIR                  one row's numbers (JSON) from its seed-* directories
+                                            (run directories, or the records cross-tables.sh
+                                            keeps of them: config, metrics.csv, teacher)
     cross_table.py table tools/results/cross/TABLE   the markdown table from the rows' JSON files
     cross_table.py teacher RUNS/teacher-vit  the teacher run's numbers (JSON), for its table
 
@@ -22,10 +24,16 @@ LABELS = {"cskd_alpha1": "cskd, alpha fixed at 1", "cskd_ckf": "cskd with CKF (a
           "tat_ce1": "tat with the cross-entropy at weight 1"}
 
 
+def teacher_of(seed_dir):
+    """{"teacher": the first 16 hex digits of the teacher weights' SHA-256} where recorded."""
+    path = pathlib.Path(seed_dir) / "teacher"
+    return {"teacher": path.read_text().strip()} if path.exists() else {}
+
+
 def row(row_dir):
     row_dir = pathlib.Path(row_dir)
     seeds = sorted(row_dir.glob("seed-*"), key=lambda p: int(p.name.split("-")[1]))
-    runs = [dict(run_numbers(d), seed=int(d.name.split("-")[1])) for d in seeds]
+    runs = [dict(run_numbers(d), seed=int(d.name.split("-")[1]), **teacher_of(d)) for d in seeds]
     config = (seeds[0] / "config").read_text() if seeds else ""
     objectives = next((line.split("=", 1)[1].strip() for line in config.splitlines()
                        if line.strip().startswith("objectives")), "")
